@@ -1,0 +1,198 @@
+"""The ``ncinfo`` command line: parse, build settings, run, return an exit code.
+
+Kept free of heavy imports: ``ncinfo --help`` and ``--version`` never import aiohttp.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Final
+
+from . import __version__
+from ._render import FORMATS
+
+__all__ = ["EXIT_FAILED", "EXIT_FAIL_ON", "EXIT_OK", "EXIT_USAGE", "main"]
+
+EXIT_OK: Final = 0
+#: Some IDs were not found or failed.
+EXIT_FAILED: Final = 1
+#: Usage, configuration, authentication or connection error: nothing reliable was inspected.
+EXIT_USAGE: Final = 2
+#: ``--fail-on`` matched: some job ended in a status the caller treats as failure.
+EXIT_FAIL_ON: Final = 3
+
+DESCRIPTION = """\
+Inspect Altair Accelerator (NetworkComputer) jobs over REST API v3, many at once.
+
+Job IDs come from the arguments, or from standard input when there are none (or '-'):
+'nc list' lines (the ID first, padded or not) and 'nc run' lines ('Job <000001138> is
+submitted') are understood; blank lines, headers and '#' comments are skipped."""
+
+EPILOG = """\
+environment:
+  NC_URL        server URL, as printed by 'nc cmd vovbrowser' (or --url)
+  NC_USER       user name (else USER)
+  NC_PASSWORD   password (else --password-file, else a prompt on the terminal)
+  NC_CACERT     CA bundle to verify the server with (or --cacert)
+
+exit status:
+  0    every job was found
+  1    some IDs were not found or failed (each is reported on stderr)
+  2    usage, configuration, authentication or connection error
+  3    --fail-on matched a job's status
+  130  interrupted (SIGINT); 143 terminated (SIGTERM)
+
+examples:
+  ncinfo 1138 1143
+  nc list | ncinfo --format table
+  seq 1 5000 | ncinfo --format ndjson > jobs.ndjson
+  ncinfo demo          (an in-process simulator, no server needed)"""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``ncinfo``."""
+    parser = argparse.ArgumentParser(
+        prog="ncinfo",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "job_ids", nargs="*", metavar="JOBID", help="job IDs; none or '-' reads stdin"
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+
+    server = parser.add_argument_group("server and credentials")
+    server.add_argument("--url", help="server URL (default: $NC_URL)")
+    server.add_argument("--user", help="user name (default: $NC_USER, else $USER)")
+    server.add_argument("--password-file", metavar="PATH", help="read the password from this file")
+    server.add_argument("--cacert", metavar="PATH", help="verify HTTPS against this CA bundle")
+    server.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not verify the server certificate (self-signed servers only)",
+    )
+
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="text (the nc_info.py layout), json, ndjson, csv or table",
+    )
+    output.add_argument(
+        "--fields",
+        metavar="F1,F2",
+        help="job fields to show, case-insensitive; '*' for all (json/ndjson)",
+    )
+    output.add_argument(
+        "--order",
+        choices=("input", "completion"),
+        default="input",
+        help="print in input order (default) or as answers arrive",
+    )
+    output.add_argument("--summary", action="store_true", help="print counts per status at the end")
+    output.add_argument(
+        "-q", "--quiet", action="store_true", help="no per-job errors or notices on stderr"
+    )
+    output.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log requests on stderr (credentials redacted)",
+    )
+    output.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+
+    tuning = parser.add_argument_group("speed, timeouts and retries")
+    tuning.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=None,
+        help="requests in flight and pooled connections (default: 32)",
+    )
+    tuning.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=None,
+        help="seconds of silence allowed while reading one answer (default: 30)",
+    )
+    tuning.add_argument(
+        "--connect-timeout",
+        type=_positive_float,
+        default=None,
+        help="seconds for one connect and TLS handshake (default: 10)",
+    )
+    tuning.add_argument(
+        "--attempts",
+        type=_positive_int,
+        default=None,
+        help="tries per request for connection errors, 429 and 5xx (default: 4)",
+    )
+    tuning.add_argument(
+        "--job-budget",
+        type=_positive_float,
+        default=None,
+        help="seconds one job may take across all its attempts (default: 120)",
+    )
+    tuning.add_argument(
+        "--deadline",
+        type=_positive_float,
+        default=None,
+        help="seconds for the whole run; unanswered jobs then time out",
+    )
+    tuning.add_argument(
+        "--no-keepalive",
+        action="store_true",
+        help="open a new connection per request (for comparison only)",
+    )
+    tuning.add_argument(
+        "--asyncio", action="store_true", help="use the plain asyncio loop, not uvloop"
+    )
+
+    checks = parser.add_argument_group("input checks")
+    checks.add_argument(
+        "--strict",
+        action="store_true",
+        help="any malformed input line is an error, before any request is sent",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``ncinfo`` and return its exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["demo"]:
+        from ._demo import demo_main
+
+        return demo_main(args[1:])
+    options = build_parser().parse_args(args)
+    from ._run import run_cli
+
+    return run_cli(options, os.environ)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

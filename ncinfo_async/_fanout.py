@@ -1,0 +1,257 @@
+"""Bounded fan-out: a fixed pool of workers, exactly one result per distinct job ID.
+
+No task is created per ID: ``workers`` tasks pull IDs from a small queue fed by one reader,
+so memory stays flat for millions of IDs.  Every ID a worker takes is recorded as pending
+before any ``await``, and is removed only once its result is queued; when the run's deadline
+passes or the run is stopped, each pending ID gets an error result, so none is lost and none
+is reported twice.  ``asyncio.Queue`` is used rather than anyio's memory streams because its
+``get`` and ``put`` are cancellation-safe: an item is never half-delivered by a cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+)
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from pyroaring import BitMap64
+
+from ._exceptions import DeadlineExceeded, InterruptedRunError, NcInfoError
+from ._protocol import JobFields
+
+__all__ = ["FanOut", "JobResult"]
+
+#: IDs read ahead of the workers; small, so reading never runs far ahead of fetching.
+_READ_AHEAD: Final = 256
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """The outcome for one job ID: its fields, or the error that stands for them.
+
+    Attributes:
+        job_id: the job's integer ID.
+        fields: upper-case field name to value, when the job was found.
+        error: why there are no fields, otherwise.
+    """
+
+    job_id: int
+    fields: JobFields | None = None
+    error: NcInfoError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the job was found."""
+        return self.error is None
+
+
+Fetch = Callable[[list[int]], Awaitable[list[JobResult]]]
+
+
+class FanOut:
+    """Runs ``fetch`` over job IDs with a fixed number of workers.
+
+    Args:
+        fetch: turns a batch of IDs into one result per ID, in the same order.
+        job_ids: the IDs, a plain or async iterable; duplicates are fetched once.
+        workers: concurrent fetches.
+        order: ``input`` or ``completion`` order of results.
+        window: in input order, how far results may run ahead of the oldest pending one.
+        deadline: seconds after which unanswered IDs get a ``DeadlineExceeded`` result.
+        batch_size: how many IDs one fetch takes at most (1 for one request per job).
+    """
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        job_ids: Iterable[int] | AsyncIterable[int],
+        *,
+        workers: int,
+        order: Literal["input", "completion"] = "input",
+        window: int = 4096,
+        deadline: float | None = None,
+        batch_size: int = 1,
+    ) -> None:
+        self._fetch = fetch
+        self._ids = job_ids
+        self._workers = workers
+        self._in_order = order == "input"
+        # A batch must fit in the window, or its worker would wait for itself.
+        self._window = max(window, batch_size)
+        self._deadline = deadline
+        self._batch_size = batch_size
+        self._seen = BitMap64()
+        self._next_seq = 0
+        self._emitted = 0
+        self._window_waiters: list[asyncio.Future[None]] = []
+        self._pending: dict[int, int] = {}
+        self._stop_error: Callable[[int], NcInfoError] | None = None
+        self._timeout: asyncio.Timeout | None = None
+        self._reader: asyncio.Task[None] | None = None
+        #: Distinct IDs taken from the input so far.
+        self.distinct = 0
+        #: Repeated IDs that were skipped.
+        self.duplicates = 0
+
+    def stop(self, reason: str = "interrupted") -> None:
+        """Stop now: pending IDs get an ``InterruptedRunError``; the input is not read further."""
+        if self._stop_error is not None:
+            return
+        self._stop_error = lambda job_id: InterruptedRunError(
+            f"not inspected: {reason}", job_id=job_id
+        )
+        if self._reader is not None:
+            self._reader.cancel()
+        if self._timeout is not None and not self._timeout.expired():
+            with suppress(RuntimeError):  # the workers already finished
+                self._timeout.reschedule(asyncio.get_running_loop().time())
+
+    @asynccontextmanager
+    async def run(self) -> AsyncIterator[AsyncIterator[JobResult]]:
+        """Start the workers; yield the stream of results; stop everything on exit."""
+        ids: asyncio.Queue[int | None] = asyncio.Queue(_READ_AHEAD)
+        results: asyncio.Queue[tuple[int, JobResult] | None] = asyncio.Queue(self._workers)
+        stream = self._results(results)
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._reader = group.create_task(self._read(ids))
+                producer = group.create_task(self._work_all(ids, results))
+                try:
+                    yield stream
+                finally:
+                    await stream.aclose()
+                    self._reader.cancel()
+                    producer.cancel()
+        except BaseExceptionGroup as group_error:
+            raise _sole_error(group_error) from None
+
+    async def _read(self, ids: asyncio.Queue[int | None]) -> None:
+        """Copy the input into the bounded ID queue, then mark its end."""
+        if isinstance(self._ids, AsyncIterable):
+            async for job_id in self._ids:
+                await ids.put(job_id)
+        else:
+            for job_id in self._ids:
+                await ids.put(job_id)
+        await ids.put(None)
+
+    def _take(self, job_id: int) -> int | None:
+        """Register a new distinct ID as pending; None for a duplicate.  Never awaits."""
+        if job_id in self._seen:
+            self.duplicates += 1
+            return None
+        self._seen.add(job_id)
+        seq = self._next_seq
+        self._next_seq += 1
+        self._pending[seq] = job_id
+        self.distinct += 1
+        return seq
+
+    async def _work_all(
+        self, ids: asyncio.Queue[int | None], results: asyncio.Queue[tuple[int, JobResult] | None]
+    ) -> None:
+        """Run the workers until the input ends, settle what is left, then mark the end."""
+        try:
+            async with asyncio.timeout(self._deadline) as self._timeout:
+                if self._stop_error is not None:
+                    raise builtins.TimeoutError
+                async with asyncio.TaskGroup() as group:
+                    for _ in range(self._workers):
+                        group.create_task(self._work(ids, results))
+        except builtins.TimeoutError:
+            make_error = self._stop_error or self._deadline_error
+            for seq, job_id in sorted(self._pending.items()):
+                await results.put((seq, JobResult(job_id, error=make_error(job_id))))
+            self._pending.clear()
+            if self._stop_error is None:
+                # Deadline: the rest of the input is still owed one result per ID.
+                while (rest := await ids.get()) is not None:
+                    late = self._take(rest)
+                    if late is not None:
+                        del self._pending[late]
+                        await results.put((late, JobResult(rest, error=make_error(rest))))
+        await results.put(None)
+
+    def _deadline_error(self, job_id: int) -> NcInfoError:
+        return DeadlineExceeded(
+            f"not answered within the {self._deadline:g} s deadline", job_id=job_id
+        )
+
+    async def _work(
+        self, ids: asyncio.Queue[int | None], results: asyncio.Queue[tuple[int, JobResult] | None]
+    ) -> None:
+        """One worker: take IDs (a batch at a time), fetch, queue the results."""
+        while batch := await self._next_batch(ids):
+            if self._in_order:
+                await self._wait_for_window(batch[-1][0])
+            answers = await self._fetch([job_id for _, job_id in batch])
+            for (seq, _), result in zip(batch, answers, strict=True):
+                await results.put((seq, result))
+                del self._pending[seq]
+
+    async def _next_batch(self, ids: asyncio.Queue[int | None]) -> list[tuple[int, int]]:
+        """Wait for at least one new distinct ID; add more that are already waiting."""
+        batch: list[tuple[int, int]] = []
+        while len(batch) < self._batch_size:
+            if batch and ids.empty():
+                break
+            item = await ids.get()
+            if item is None:
+                ids.put_nowait(None)  # leave the end mark for the other workers
+                break
+            seq = self._take(item)
+            if seq is not None:
+                batch.append((seq, item))
+        return batch
+
+    async def _wait_for_window(self, seq: int) -> None:
+        """In input order, keep results from running more than ``window`` ahead."""
+        while seq >= self._emitted + self._window:
+            waiter = asyncio.get_running_loop().create_future()
+            self._window_waiters.append(waiter)
+            await waiter
+
+    async def _results(
+        self, results: asyncio.Queue[tuple[int, JobResult] | None]
+    ) -> AsyncGenerator[JobResult]:
+        """Yield results, restoring input order through a bounded buffer if asked."""
+        waiting: dict[int, JobResult] = {}
+        while (item := await results.get()) is not None:
+            if not self._in_order:
+                yield item[1]
+                continue
+            waiting[item[0]] = item[1]
+            while self._emitted in waiting:
+                ready = waiting.pop(self._emitted)
+                self._emitted += 1
+                if self._window_waiters:
+                    for waiter in self._window_waiters:
+                        if not waiter.done():
+                            waiter.set_result(None)
+                    self._window_waiters.clear()
+                yield ready
+
+
+def _sole_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one real error of a task group (the others are the cancellations it caused)."""
+    leaves: list[BaseException] = []
+
+    def collect(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                collect(inner)
+        elif not isinstance(error, asyncio.CancelledError):
+            leaves.append(error)
+
+    collect(group)
+    return leaves[0] if leaves else group

@@ -1,0 +1,174 @@
+"""The aiohttp shell: connection pool, TLS context and the one place aiohttp errors are mapped.
+
+Everything protocol-shaped lives in ``_protocol``; this module only moves bytes.
+"""
+
+from __future__ import annotations
+
+import builtins
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+
+from . import __version__
+from ._exceptions import (
+    ConnectError,
+    DisconnectedError,
+    NcInfoError,
+    ResponseFormatError,
+    TimeoutError,
+    TransportError,
+)
+from ._settings import Settings
+
+__all__ = ["Answer", "build_ssl_context", "map_errors", "open_session", "send"]
+
+
+def build_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The one SSL context of a run, for the seed's three security levels.
+
+    Built once and handed to the connector: aiohttp keys pooled connections by the context
+    object, so a context per request would defeat keep-alive (aiohttp notes §1).
+
+    Raises:
+        ConfigError: the CA file cannot be read.
+    """
+    if not settings.is_https:
+        return None
+    if settings.insecure:
+        # Level 2 of the seed: a self-signed server certificate, explicitly accepted.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    try:
+        return ssl.create_default_context(cafile=settings.cafile)
+    except (OSError, ssl.SSLError) as exc:
+        from ._exceptions import ConfigError
+
+        raise ConfigError(f"cannot load CA certificates from {settings.cafile}: {exc}") from None
+
+
+def open_session(settings: Settings) -> aiohttp.ClientSession:
+    """A session with one tuned connector for the whole run."""
+    connector = aiohttp.TCPConnector(
+        # One connection per in-flight request, plus one so a token request never waits
+        # for a pool slot: waiting for the pool must not eat a request's timeout.
+        limit=settings.concurrency + 1,
+        force_close=not settings.keepalive,
+        ssl=build_ssl_context(settings) or True,
+        ttl_dns_cache=300,
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=None,
+        connect=None,  # would include waiting for a free pool slot (aiohttp notes §1)
+        sock_connect=settings.connect_timeout,
+        sock_read=settings.read_timeout,
+    )
+    session = aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        headers={"User-Agent": f"ncinfo-async/{__version__}", "Accept": "application/json"},
+        auto_decompress=True,
+    )
+    # aiohttp (>= 3.10) silently resends an idempotent request once when a pooled connection
+    # turns out closed (aiohttp #7297, notes §1).  Our retry loop does that explicitly and
+    # counts it, so the documented attempt count is the real one; aiohttp's own TestClient
+    # turns it off the same way (#9141).
+    if hasattr(session, "_retry_connection"):
+        session._retry_connection = False
+    return session
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A complete HTTP answer: status, body and the ``Retry-After`` header."""
+
+    status: int
+    body: bytes
+    retry_after: str | None
+
+
+@asynccontextmanager
+async def map_errors(url: str, job_id: int | None) -> AsyncIterator[None]:
+    """Convert aiohttp and socket errors into the ncinfo exception tree."""
+    try:
+        yield
+    except NcInfoError:
+        raise
+    except aiohttp.ClientConnectorCertificateError as exc:
+        raise ConnectError(
+            f"TLS certificate of {url.split('/api/')[0]} not trusted: {exc.certificate_error}; "
+            "pass --cacert with the server's CA, or --insecure for a self-signed server",
+            url=url,
+            job_id=job_id,
+        ) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise ConnectError(
+            f"cannot connect to {exc.host}:{exc.port}: {exc.os_error}", url=url, job_id=job_id
+        ) from exc
+    except (aiohttp.ServerTimeoutError, builtins.TimeoutError) as exc:
+        raise TimeoutError(
+            f"timed out waiting for the server ({str(exc) or 'no answer'})", url=url, job_id=job_id
+        ) from exc
+    except aiohttp.ClientPayloadError as exc:
+        raise DisconnectedError(f"the answer was cut short: {exc}", url=url, job_id=job_id) from exc
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionError) as exc:
+        raise DisconnectedError(
+            f"the server closed the connection: {str(exc) or type(exc).__name__}",
+            url=url,
+            job_id=job_id,
+        ) from exc
+    except aiohttp.ClientResponseError as exc:
+        # aiohttp raises this for bytes that are not HTTP at all.
+        raise ResponseFormatError(
+            f"the server's answer is not valid HTTP: {exc.message}", url=url, job_id=job_id
+        ) from exc
+    except aiohttp.ClientError as exc:
+        raise TransportError(f"request failed: {exc}", url=url, job_id=job_id) from exc
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    data: dict[str, str] | None = None,
+    max_body: int,
+    job_id: int | None = None,
+) -> Answer:
+    """Send one request and read its whole body, refusing bodies over ``max_body`` bytes.
+
+    Raises:
+        TransportError: (and subclasses) no complete answer.
+        ResponseFormatError: the body is too large or the bytes are not HTTP.
+    """
+    async with (
+        map_errors(url, job_id),
+        session.request(method, url, headers=headers, data=data, allow_redirects=False) as response,
+    ):
+        length = response.content_length
+        if length is not None:
+            if length > max_body:
+                raise ResponseFormatError(
+                    f"answer of {length} bytes exceeds the {max_body}-byte limit",
+                    url=url,
+                    job_id=job_id,
+                )
+            body = await response.read()
+        else:
+            parts: list[bytes] = []
+            size = 0
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > max_body:
+                    raise ResponseFormatError(
+                        f"answer exceeds the {max_body}-byte limit", url=url, job_id=job_id
+                    )
+                parts.append(chunk)
+            body = b"".join(parts)
+        return Answer(response.status, body, response.headers.get("Retry-After"))
