@@ -1,12 +1,73 @@
-"""Concurrent job inspector for Altair Accelerator over REST API v3."""
+"""Concurrent job inspector for Altair Accelerator (NetworkComputer) over REST API v3.
+
+    from ncinfo_async import Client, Settings
+
+    async with Client(Settings(url=..., user=..., password=...)) as client:
+        async with client.stream_jobs(job_ids) as results:
+            async for result in results:
+                print(result.job_id, result.fields if result.ok else result.error)
+"""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("ncinfo-async")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+from ._exceptions import (
+    ApiError,
+    AuthError,
+    CertificateError,
+    ConfigError,
+    ConnectError,
+    DeadlineExceeded,
+    DisconnectedError,
+    HTTPStatusError,
+    InputError,
+    InterruptedRunError,
+    NcInfoError,
+    NotFoundError,
+    ResponseFormatError,
+    TimeoutError,
+    TransportError,
+)
+from ._fanout import JobResult
+from ._protocol import Token
+from ._settings import Settings
+from ._version import __version__
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from ._client import Client, ClientStats
+
+
+def __getattr__(name: str) -> Any:
+    # The client imports aiohttp, which takes longer to import than everything else:
+    # load it on first use so that `ncinfo --help` stays instant.
+    if name in ("Client", "ClientStats"):
+        from . import _client
+
+        return getattr(_client, name)
+    raise AttributeError(f"module 'ncinfo_async' has no attribute {name!r}")
+
+
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "CertificateError",
+    "Client",
+    "ClientStats",
+    "ConfigError",
+    "ConnectError",
+    "DeadlineExceeded",
+    "DisconnectedError",
+    "HTTPStatusError",
+    "InputError",
+    "InterruptedRunError",
+    "JobResult",
+    "NcInfoError",
+    "NotFoundError",
+    "ResponseFormatError",
+    "Settings",
+    "TimeoutError",
+    "TransportError",
+    "Token",
+    "__version__",
+]

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Final
 
-from . import __version__
+from ._version import __version__
 from ._render import FORMATS
 
 __all__ = ["EXIT_FAILED", "EXIT_FAIL_ON", "EXIT_OK", "EXIT_USAGE", "main"]

@@ -224,6 +224,8 @@ class Client:
             try:
                 return await attempt()
             except (TransportError, HTTPStatusError) as exc:
+                if not exc.retryable:
+                    raise
                 retry += 1
                 wait = exc.retry_after
                 if wait is None:

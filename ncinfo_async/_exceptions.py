@@ -8,6 +8,7 @@ Every error the library raises or returns is an ``NcInfoError``::
     ├── AuthError               the token request was refused or its answer is unusable
     ├── TransportError          the request did not get a complete HTTP answer
     │   ├── ConnectError        TCP or TLS connection could not be made
+    │   │   └── CertificateError  the server's certificate is not trusted (never retried)
     │   ├── DisconnectedError   the connection closed or reset before a full answer
     │   └── TimeoutError        an attempt, a job's budget or the run's deadline ran out
     │       └── DeadlineExceeded  the run's deadline ran out before this job was answered
@@ -30,6 +31,7 @@ import builtins
 __all__ = [
     "ApiError",
     "AuthError",
+    "CertificateError",
     "ConfigError",
     "ConnectError",
     "DeadlineExceeded",
@@ -98,6 +100,8 @@ class TransportError(NcInfoError):
 
     kind = "transport"
 
+    #: Whether another attempt may succeed.
+    retryable = True
     #: Seconds the server asked us to wait (never set for transport errors; see HTTPStatusError).
     retry_after: float | None = None
 
@@ -106,6 +110,13 @@ class ConnectError(TransportError):
     """The TCP connection or the TLS handshake failed."""
 
     kind = "connect"
+
+
+class CertificateError(ConnectError):
+    """The server's TLS certificate failed verification; retrying cannot help."""
+
+    kind = "certificate"
+    retryable = False
 
 
 class DisconnectedError(TransportError):
@@ -140,6 +151,8 @@ class HTTPStatusError(NcInfoError):
     """
 
     kind = "http_status"
+    #: Only 429 and 5xx are worth another attempt; the client raises only those.
+    retryable = True
 
     def __init__(
         self,

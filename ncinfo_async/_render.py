@@ -123,7 +123,7 @@ class Renderer:
     shows_errors = False
 
     def __init__(self, fields: Sequence[str] | None) -> None:
-        self.fields = fields
+        self.fields = None if fields is None else [name.upper() for name in fields]
 
     def start(self) -> str:
         """Text before the first result."""
@@ -145,6 +145,8 @@ class TextRenderer(Renderer):
         if result.fields is None:
             return ""
         data = result.fields
+        if self.fields == ["*"]:
+            return "".join("%-16s%s\n" % item for item in data.items()) + "\n"
         if self.fields is not None:
             return "".join("%-16s%s\n" % (name, _value(data, name)) for name in self.fields) + "\n"
         # Byte for byte what the seed prints, labels and '%s' formatting of JSON values included.

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from . import __version__
+from ._version import __version__
 from ._exceptions import (
+    CertificateError,
     ConnectError,
     DisconnectedError,
     NcInfoError,
@@ -100,12 +101,21 @@ async def map_errors(url: str, job_id: int | None) -> AsyncIterator[None]:
     except NcInfoError:
         raise
     except aiohttp.ClientConnectorCertificateError as exc:
-        raise ConnectError(
+        raise CertificateError(
             f"TLS certificate of {url.split('/api/')[0]} not trusted: {exc.certificate_error}; "
             "pass --cacert with the server's CA, or --insecure for a self-signed server",
             url=url,
             job_id=job_id,
         ) from exc
+    except aiohttp.ClientConnectorSSLError as exc:
+        error = ConnectError(
+            f"TLS handshake with {exc.host}:{exc.port} failed: {exc.os_error}; "
+            "does the server speak https on that port?",
+            url=url,
+            job_id=job_id,
+        )
+        error.retryable = False  # a protocol mismatch does not heal by retrying
+        raise error from exc
     except aiohttp.ClientConnectorError as exc:
         raise ConnectError(
             f"cannot connect to {exc.host}:{exc.port}: {exc.os_error}", url=url, job_id=job_id

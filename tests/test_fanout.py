@@ -1,0 +1,172 @@
+"""Tier 1: the fan-out's exactly-once, ordering, memory and deadline guarantees.
+
+The fetch function here is a plain coroutine with controlled delays, which exercises the
+scheduling logic alone; the HTTP path is tested against the simulator elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+
+import pytest
+
+from ncinfo_async._exceptions import DeadlineExceeded, InterruptedRunError
+from ncinfo_async._fanout import FanOut, JobResult
+
+
+def fetcher(delays: dict[int, float] | None = None, *, seed: int = 1):  # type: ignore[no-untyped-def]
+    """A fetch that answers every ID after a delay, recording concurrency."""
+    rng = random.Random(seed)
+    state = {"active": 0, "peak": 0, "calls": 0}
+
+    async def fetch(batch: list[int]) -> list[JobResult]:
+        state["calls"] += 1
+        state["active"] += 1
+        state["peak"] = max(state["peak"], state["active"])
+        try:
+            delay = (delays or {}).get(batch[0], rng.random() * 0.002)
+            await asyncio.sleep(delay)
+            return [JobResult(job_id, fields={"IDINT": job_id}) for job_id in batch]
+        finally:
+            state["active"] -= 1
+
+    return fetch, state
+
+
+async def collect(fan: FanOut) -> list[JobResult]:
+    async with fan.run() as results:
+        return [result async for result in results]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("order", ["input", "completion"])
+async def test_exactly_one_result_per_distinct_id(order: str) -> None:
+    """Duplicates are fetched once; every distinct ID gets one result; input order is kept."""
+    fetch, state = fetcher()
+    ids = [5, 3, 5, 1, 3, 9, 2, 2, 7] * 3
+    fan = FanOut(fetch, ids, workers=4, order=order)  # type: ignore[arg-type]
+    results = await collect(fan)
+    got = [result.job_id for result in results]
+    assert sorted(got) == [1, 2, 3, 5, 7, 9]
+    if order == "input":
+        assert got == [5, 3, 1, 9, 2, 7]
+    assert state["calls"] == 6
+    assert fan.duplicates == len(ids) - 6
+    assert state["peak"] <= 4
+
+
+@pytest.mark.asyncio
+async def test_async_iterable_input_and_worker_bound() -> None:
+    """An async source works, and no more than `workers` fetches ever run at once."""
+    fetch, state = fetcher()
+
+    async def source() -> AsyncIterator[int]:
+        for job_id in range(1, 2001):
+            yield job_id
+
+    results = await collect(FanOut(fetch, source(), workers=16, order="completion"))
+    assert len(results) == 2000
+    assert state["peak"] == 16
+
+
+@pytest.mark.asyncio
+async def test_input_order_window_is_bounded() -> None:
+    """A slow first job holds later results back by at most the reorder window."""
+    started_while_stalled: list[int] = []
+    first_done = asyncio.Event()
+
+    async def fetch(batch: list[int]) -> list[JobResult]:
+        if not first_done.is_set():
+            started_while_stalled.append(batch[0])
+        await asyncio.sleep(0.2 if batch[0] == 1 else 0)
+        if batch[0] == 1:
+            first_done.set()
+        return [JobResult(batch[0], fields={})]
+
+    results = await collect(FanOut(fetch, range(1, 1001), workers=8, order="input", window=50))
+    assert [r.job_id for r in results] == list(range(1, 1001))
+    # While job 1 stalled, fetches ran at most `window` IDs ahead of it, not 1000.
+    assert max(started_while_stalled) == 50
+
+
+@pytest.mark.asyncio
+async def test_batches_take_what_is_waiting() -> None:
+    """With a batch size, a worker takes several queued IDs in one fetch."""
+    fetch, state = fetcher()
+    results = await collect(FanOut(fetch, range(1, 1001), workers=2, batch_size=100))
+    assert [r.job_id for r in results] == list(range(1, 1001))
+    assert state["calls"] < 100
+
+
+@pytest.mark.asyncio
+async def test_deadline_reports_every_unanswered_id_once() -> None:
+    """At the deadline, in-flight, queued and unread IDs each get one DeadlineExceeded."""
+
+    async def never(batch: list[int]) -> list[JobResult]:
+        if batch[0] <= 3:
+            return [JobResult(batch[0], fields={})]
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    ids = list(range(1, 3001)) + [1, 2, 3000]
+    async with asyncio.timeout(30):
+        results = await collect(FanOut(never, ids, workers=32, deadline=0.3))
+    assert sorted(r.job_id for r in results) == list(range(1, 3001))
+    late = [r for r in results if not r.ok]
+    assert len(late) == 2997
+    assert all(isinstance(r.error, DeadlineExceeded) for r in late)
+
+
+@pytest.mark.asyncio
+async def test_stop_interrupts_without_reading_further() -> None:
+    """stop() gives pending IDs an InterruptedRunError and reads no more input."""
+    read: list[int] = []
+
+    def source() -> object:
+        for job_id in range(1, 10**9):
+            read.append(job_id)
+            yield job_id
+
+    async def slow(batch: list[int]) -> list[JobResult]:
+        await asyncio.sleep(0.001 if batch[0] < 50 else 3600)
+        return [JobResult(batch[0], fields={})]
+
+    fan = FanOut(slow, source(), workers=8)  # type: ignore[arg-type]
+    results: list[JobResult] = []
+    async with asyncio.timeout(30), fan.run() as stream:
+        async for result in stream:
+            results.append(result)
+            if len(results) == 49:
+                fan.stop("test")
+    ids = [r.job_id for r in results]
+    assert len(ids) == len(set(ids))
+    interrupted = [r for r in results if isinstance(r.error, InterruptedRunError)]
+    assert interrupted
+    assert len(results) < len(read) + 1
+    assert len(read) < 2000  # bounded read-ahead, not the whole input
+
+
+@pytest.mark.asyncio
+async def test_errors_from_fetch_propagate_unwrapped() -> None:
+    """A fatal error in a worker surfaces as itself, not as an ExceptionGroup."""
+
+    async def boom(batch: list[int]) -> list[JobResult]:
+        raise PermissionError("fatal")
+
+    with pytest.raises(PermissionError, match="fatal"):
+        await collect(FanOut(boom, range(10), workers=3))
+
+
+@pytest.mark.asyncio
+async def test_leaving_early_cancels_the_workers() -> None:
+    """Breaking out of the results stops the workers and leaves no task behind."""
+    fetch, _ = fetcher()
+    before = len(asyncio.all_tasks())
+    async with FanOut(fetch, range(1, 10**6), workers=8).run() as results:
+        async for result in results:
+            if result.job_id == 10:
+                break
+    await asyncio.sleep(0)
+    assert len(asyncio.all_tasks()) == before
