@@ -1,11 +1,11 @@
 """Concurrent job inspector for Altair Accelerator (NetworkComputer) over REST API v3.
 
-    from ncinfo_async import Client, Settings
+from ncinfo_async import Client, Settings
 
-    async with Client(Settings(url=..., user=..., password=...)) as client:
-        async with client.stream_jobs(job_ids) as results:
-            async for result in results:
-                print(result.job_id, result.fields if result.ok else result.error)
+async with Client(Settings(url=..., user=..., password=...)) as client:
+    async with client.stream_jobs(job_ids) as results:
+        async for result in results:
+            print(result.job_id, result.fields if result.ok else result.error)
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ from ._exceptions import (
     TimeoutError,
     TransportError,
 )
-from ._fanout import JobResult
-from ._protocol import Token
+from ._protocol import JobResult, Token
 from ._settings import Settings
 from ._version import __version__
 
@@ -67,7 +66,7 @@ __all__ = [
     "ResponseFormatError",
     "Settings",
     "TimeoutError",
-    "TransportError",
     "Token",
+    "TransportError",
     "__version__",
 ]

@@ -9,20 +9,11 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Final
 
-from ._version import __version__
 from ._render import FORMATS
+from ._version import __version__
 
-__all__ = ["EXIT_FAILED", "EXIT_FAIL_ON", "EXIT_OK", "EXIT_USAGE", "main"]
-
-EXIT_OK: Final = 0
-#: Some IDs were not found or failed.
-EXIT_FAILED: Final = 1
-#: Usage, configuration, authentication or connection error: nothing reliable was inspected.
-EXIT_USAGE: Final = 2
-#: ``--fail-on`` matched: some job ended in a status the caller treats as failure.
-EXIT_FAIL_ON: Final = 3
+__all__ = ["build_parser", "main"]
 
 DESCRIPTION = """\
 Inspect Altair Accelerator (NetworkComputer) jobs over REST API v3, many at once.
@@ -38,17 +29,20 @@ environment:
   NC_PASSWORD   password (else --password-file, else a prompt on the terminal)
   NC_CACERT     CA bundle to verify the server with (or --cacert)
 
-exit status:
-  0    every job was found
-  1    some IDs were not found or failed (each is reported on stderr)
+exit status (the first that applies, in this order):
   2    usage, configuration, authentication or connection error
-  3    --fail-on matched a job's status
   130  interrupted (SIGINT); 143 terminated (SIGTERM)
+  3    --fail-on matched a job's status
+  4    --wait-timeout passed with jobs still unfinished
+  1    some IDs were not found or failed (each is reported on stderr)
+  0    every job was found
 
 examples:
   ncinfo 1138 1143
   nc list | ncinfo --format table
   seq 1 5000 | ncinfo --format ndjson > jobs.ndjson
+  seq 1 20000 | ncinfo --batch --format csv --fields id,statusnc
+  ncinfo --wait --fail-on Failed 1138 1143   (CI: wait, fail if any job failed)
   ncinfo demo          (an in-process simulator, no server needed)"""
 
 
@@ -149,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--attempts",
         type=_positive_int,
         default=None,
-        help="tries per request for connection errors, 429 and 5xx (default: 4)",
+        help="tries per request for connection errors, 429 and 5xx (default: 8)",
     )
     tuning.add_argument(
         "--job-budget",
@@ -177,6 +171,56 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict",
         action="store_true",
         help="any malformed input line is an error, before any request is sent",
+    )
+
+    bulk = parser.add_argument_group("batches, waiting and CI checks")
+    bulk.add_argument(
+        "--batch",
+        action="store_true",
+        help="fetch many jobs per request via /api/v3/query (falls back to one per job)",
+    )
+    bulk.add_argument(
+        "--url-budget",
+        type=_positive_int,
+        default=None,
+        help="longest batched query URL in bytes (default: 8000)",
+    )
+    bulk.add_argument("--wait", action="store_true", help="poll until every job is finished")
+    bulk.add_argument(
+        "--terminal",
+        metavar="S1,S2",
+        default="Done,Failed,Withdrawn",
+        help="NC statuses that count as finished (default: Done,Failed,Withdrawn)",
+    )
+    bulk.add_argument(
+        "--poll-interval",
+        type=_positive_float,
+        default=10.0,
+        help="seconds between polls of unfinished jobs (default: 10, the server's cache time)",
+    )
+    bulk.add_argument(
+        "--wait-timeout",
+        type=_positive_float,
+        default=None,
+        help="stop waiting after this many seconds (exit 4 if jobs are unfinished)",
+    )
+    bulk.add_argument(
+        "--fail-on",
+        metavar="S1,S2",
+        default="",
+        help="exit 3 when any job is in one of these NC statuses (e.g. Failed)",
+    )
+
+    cache = parser.add_argument_group("token cache")
+    cache.add_argument(
+        "--no-token-cache",
+        action="store_true",
+        help="neither read nor write the cached token",
+    )
+    cache.add_argument(
+        "--logout",
+        action="store_true",
+        help="remove the cached token for this server and user, then exit",
     )
     return parser
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import logging
 import random
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -15,25 +17,34 @@ import anyio
 
 from ._auth import TokenManager
 from ._exceptions import (
+    ApiError,
     AuthError,
     ConfigError,
     HTTPStatusError,
     NcInfoError,
+    ResponseFormatError,
     TimeoutError,
     TransportError,
 )
 from ._fanout import FanOut, JobResult
 from ._protocol import (
+    MAX_ID_COST,
     RETRY_STATUSES,
     TOKEN_PATH,
     JobFields,
+    JsonValue,
     Token,
     backoff_delay,
+    batch_select,
     http_status_error,
+    id_cost,
     job_path,
+    match_rows,
     parse_job,
+    parse_query,
     parse_retry_after,
     parse_token_response,
+    query_path,
     token_form,
 )
 from ._settings import Settings
@@ -46,6 +57,19 @@ __all__ = ["Client", "ClientStats", "PasswordProvider"]
 
 #: Returns the password when a token is needed; called at most once per client.
 PasswordProvider = Callable[[], str]
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_log = logging.getLogger("ncinfo_async")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One API request as the retry loop resends it."""
+
+    method: str
+    url: str
+    json: JsonValue
+    job_id: int | None
 
 
 @dataclass(slots=True)
@@ -78,6 +102,7 @@ class Client:
             ``settings.password`` is None (for example a terminal prompt).
         token: a still-valid token to start with (from a cache).
         session: an existing session to use instead of opening one.
+        notice: receives one-line notices meant for the user (never secrets).
     """
 
     def __init__(
@@ -87,8 +112,12 @@ class Client:
         password: PasswordProvider | None = None,
         token: Token | None = None,
         session: aiohttp.ClientSession | None = None,
+        notice: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
+        #: Why the server refused batched queries, once it has (then batches go per job).
+        self.batch_refused: str | None = None
+        self._notice = notice
         self.stats = ClientStats()
         self._password_provider = password
         self._password = settings.password
@@ -172,43 +201,72 @@ class Client:
     # --- Requests ----------------------------------------------------------------------------
 
     async def get(self, path: str, *, job_id: int | None = None) -> Answer:
-        """``GET`` an API path with the token, retries and one re-authentication on 401.
+        """``GET`` an API path (with its query string) under the client's auth and retries."""
+        return await self.request("GET", path, job_id=job_id)
 
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: JsonValue = None,
+        job_id: int | None = None,
+    ) -> Answer:
+        """Send one API request with the token, one re-authentication on 401 and retries.
+
+        Idempotent methods (GET, HEAD, PUT, DELETE) are retried on transport errors, 429
+        and 5xx; POST and PATCH are sent once, since the server may have acted on them.
         Returns the final answer whatever its status, except retryable statuses that
         exhausted their attempts, which raise ``HTTPStatusError``.
         """
         url = self.settings.url + path
-        return await self._with_retries(lambda: self._authorized("GET", url, job_id))
+        request = Request(method.upper(), url, json, job_id)
+        if request.method not in _IDEMPOTENT:
+            return await self._authorized(request)
+        return await self._with_retries(lambda: self._authorized(request))
 
-    async def _authorized(self, method: str, url: str, job_id: int | None) -> Answer:
+    async def _authorized(self, request: Request) -> Answer:
         token, generation = await self._auth.current()
-        answer = await self._send(method, url, token, job_id)
+        answer = await self._send(request, token)
         if answer.status == 401:
             # Expired or revoked: renew once (single flight across all tasks) and resend once.
             token, _ = await self._auth.renew(generation)
             self.stats.reauthentications += 1
-            answer = await self._send(method, url, token, job_id)
+            answer = await self._send(request, token)
         if answer.status in RETRY_STATUSES:
             raise http_status_error(
                 answer.status,
                 answer.body,
-                url=url,
-                job_id=job_id,
+                url=request.url,
+                job_id=request.job_id,
                 retry_after=parse_retry_after(answer.retry_after),
             )
         return answer
 
-    async def _send(self, method: str, url: str, token: Token, job_id: int | None) -> Answer:
+    async def _send(self, request: Request, token: Token) -> Answer:
         self.stats.requests += 1
         answer = await send(
             self.session,
-            method,
-            url,
+            request.method,
+            request.url,
             headers={"Authorization": token.header},
+            json=request.json,
             max_body=self.settings.max_body,
-            job_id=job_id,
+            job_id=request.job_id,
         )
         self.stats.statuses[answer.status] = self.stats.statuses.get(answer.status, 0) + 1
+        if _log.isEnabledFor(logging.INFO):
+            # Never the Authorization value: only its scheme, and the token's length.
+            _log.info(
+                "%s %s -> %d (%d bytes)",
+                request.method,
+                request.url,
+                answer.status,
+                len(answer.body),
+            )
+            _log.debug(
+                "  Authorization: %s:<redacted %d chars>", token.token_type, len(token.access_token)
+            )
         return answer
 
     async def _with_retries(self, attempt: Callable[[], Awaitable[Answer]]) -> Answer:
@@ -285,18 +343,89 @@ class Client:
         """
         return self.fan_out(job_ids).run()
 
-    def fan_out(self, job_ids: Iterable[int] | AsyncIterable[int]) -> FanOut:
-        """The fan-out behind ``stream_jobs``, for callers that need to ``stop()`` it."""
-        settings = self.settings
+    def fan_out(
+        self,
+        job_ids: Iterable[int] | AsyncIterable[int],
+        *,
+        batch: bool = False,
+        select: Sequence[str] = ("*",),
+    ) -> FanOut:
+        """The fan-out behind ``stream_jobs``, for callers that need to ``stop()`` it.
 
-        async def fetch(batch: list[int]) -> list[JobResult]:
-            return [await self.fetch_job(batch[0])]
+        Args:
+            job_ids: the IDs to fetch.
+            batch: fetch many jobs per request through ``/api/v3/query`` (see
+                ``fetch_batch``) instead of one ``/api/v3/jobs/{id}`` request each.
+            select: in batch mode, the fields to ask for (``*`` for all).
+        """
+        settings = self.settings
+        if not batch:
+
+            async def fetch_one(ids: list[int]) -> list[JobResult]:
+                return [await self.fetch_job(ids[0])]
+
+            return FanOut(
+                fetch_one,
+                job_ids,
+                workers=settings.concurrency,
+                order=settings.order,
+                window=settings.reorder_window,
+                deadline=settings.deadline,
+            )
+        fields = batch_select(select)
+        # Leave room for one more ID past the budget: a batch stops growing at the budget.
+        budget = settings.url_budget - len(query_path(fields, [])) - MAX_ID_COST
+        if budget < MAX_ID_COST:
+            raise ConfigError(f"a URL budget of {settings.url_budget} bytes is too small")
+
+        async def fetch_many(ids: list[int]) -> list[JobResult]:
+            return await self.fetch_batch(ids, fields)
 
         return FanOut(
-            fetch,
+            fetch_many,
             job_ids,
             workers=settings.concurrency,
             order=settings.order,
             window=settings.reorder_window,
             deadline=settings.deadline,
+            batch_budget=budget,
+            batch_cost=id_cost,
         )
+
+    async def fetch_batch(self, job_ids: list[int], select: Sequence[str]) -> list[JobResult]:
+        """Fetch several jobs with one ``/api/v3/query?...&where=idint==a,b,c`` request.
+
+        REST ref §1.4.1: the comma-list selection rule is documented for field values, and
+        its use for ``idint`` is inferred, so a server that refuses the query (a 4xx or a
+        non-empty ``errormsg``) switches this client to one request per job, once, with a
+        notice.  IDs missing from the rows are not found.
+
+        Raises:
+            AuthError: the credentials were refused.
+        """
+        if self.batch_refused is None:
+            path = query_path(select, job_ids)
+            url = self.settings.url + path
+            try:
+                answer = await self.get(path)
+                rows = parse_query(answer.status, answer.body, url=url)
+            except (ApiError, ResponseFormatError, HTTPStatusError) as exc:
+                if (
+                    isinstance(exc, HTTPStatusError)
+                    and exc.retryable
+                    and exc.status not in range(400, 500)
+                ):
+                    return [JobResult(job_id, error=exc) for job_id in job_ids]
+                self.batch_refused = str(exc)
+                if self._notice is not None:
+                    self._notice(
+                        f"the server refused a batched query ({exc}); "
+                        "fetching one job per request instead"
+                    )
+            except AuthError:
+                raise
+            except NcInfoError as exc:
+                return [JobResult(job_id, error=exc) for job_id in job_ids]
+            else:
+                return match_rows(rows, job_ids, url=url)
+        return list(await asyncio.gather(*(self.fetch_job(job_id) for job_id in job_ids)))

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 
 import anyio
 
-from ._run import Console, Inspection
+from ._inspection import Console
+from ._render import Summary
 from ._settings import DEFAULT_CONCURRENCY, Settings
 
 DEMO_USER = "demo"
@@ -80,18 +81,17 @@ async def _demo(options: argparse.Namespace, console: Console) -> int:
                     revoked = True
 
             started = time.perf_counter()
+            summary = Summary()
             async with Client(settings) as client:
-                inspection = Inspection(settings, text, console)
                 async with client.fan_out(range(1, options.jobs + 1)).run() as results:
                     async for result in results:
-                        inspection.summary.add(result)
+                        summary.add(result)
                         if shown < options.show and result.fields is not None:
                             console.out.write(text.result(result))
                             shown += 1
-                        watch(inspection.summary.requested)
+                        watch(summary.requested)
                 elapsed = time.perf_counter() - started
                 stats = sim.stats()
-                summary = inspection.summary
                 rate = summary.requested / elapsed if elapsed else 0.0
                 console.out.write(
                     f"{summary.found} jobs inspected, {summary.requested - summary.found} failed, "

@@ -21,38 +21,17 @@ from collections.abc import (
     Iterable,
 )
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
 from typing import Final, Literal
 
 from pyroaring import BitMap64
 
 from ._exceptions import DeadlineExceeded, InterruptedRunError, NcInfoError
-from ._protocol import JobFields
+from ._protocol import JobResult
 
 __all__ = ["FanOut", "JobResult"]
 
 #: IDs read ahead of the workers; small, so reading never runs far ahead of fetching.
 _READ_AHEAD: Final = 256
-
-
-@dataclass(frozen=True, slots=True)
-class JobResult:
-    """The outcome for one job ID: its fields, or the error that stands for them.
-
-    Attributes:
-        job_id: the job's integer ID.
-        fields: upper-case field name to value, when the job was found.
-        error: why there are no fields, otherwise.
-    """
-
-    job_id: int
-    fields: JobFields | None = None
-    error: NcInfoError | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Whether the job was found."""
-        return self.error is None
 
 
 Fetch = Callable[[list[int]], Awaitable[list[JobResult]]]
@@ -68,7 +47,10 @@ class FanOut:
         order: ``input`` or ``completion`` order of results.
         window: in input order, how far results may run ahead of the oldest pending one.
         deadline: seconds after which unanswered IDs get a ``DeadlineExceeded`` result.
-        batch_size: how many IDs one fetch takes at most (1 for one request per job).
+        batch_budget: how much one fetch may take, in units of ``batch_cost``; a batch stops
+            growing once it reaches the budget, so it may exceed it by one ID's cost.
+        batch_cost: the cost of one ID in a batch (default 1, so the budget is a count);
+            the batched query mode charges the ID's length in its URL.
     """
 
     def __init__(
@@ -80,16 +62,18 @@ class FanOut:
         order: Literal["input", "completion"] = "input",
         window: int = 4096,
         deadline: float | None = None,
-        batch_size: int = 1,
+        batch_budget: int = 1,
+        batch_cost: Callable[[int], int] | None = None,
     ) -> None:
         self._fetch = fetch
         self._ids = job_ids
         self._workers = workers
         self._in_order = order == "input"
         # A batch must fit in the window, or its worker would wait for itself.
-        self._window = max(window, batch_size)
+        self._window = max(window, batch_budget)
         self._deadline = deadline
-        self._batch_size = batch_size
+        self._batch_budget = batch_budget
+        self._batch_cost = batch_cost or (lambda _job_id: 1)
         self._seen = BitMap64()
         self._next_seq = 0
         self._emitted = 0
@@ -119,7 +103,8 @@ class FanOut:
     @asynccontextmanager
     async def run(self) -> AsyncIterator[AsyncIterator[JobResult]]:
         """Start the workers; yield the stream of results; stop everything on exit."""
-        ids: asyncio.Queue[int | None] = asyncio.Queue(_READ_AHEAD)
+        # Enough read-ahead for two full batches, so batches are not cut short by the queue.
+        ids: asyncio.Queue[int | None] = asyncio.Queue(max(_READ_AHEAD, 2 * self._batch_budget))
         results: asyncio.Queue[tuple[int, JobResult] | None] = asyncio.Queue(self._workers)
         stream = self._results(results)
         try:
@@ -200,19 +185,23 @@ class FanOut:
                 del self._pending[seq]
 
     async def _next_batch(self, ids: asyncio.Queue[int | None]) -> list[tuple[int, int]]:
-        """Wait for at least one new distinct ID; add more that are already waiting."""
+        """Wait for at least one new distinct ID; add more that are already waiting.
+
+        A batch grows until its cost reaches the budget.
+        """
         batch: list[tuple[int, int]] = []
-        while len(batch) < self._batch_size:
-            if batch and ids.empty():
-                break
+        spent = 0
+        while True:
+            if batch and (ids.empty() or spent >= self._batch_budget):
+                return batch
             item = await ids.get()
             if item is None:
                 ids.put_nowait(None)  # leave the end mark for the other workers
-                break
+                return batch
             seq = self._take(item)
             if seq is not None:
                 batch.append((seq, item))
-        return batch
+                spent += self._batch_cost(item)
 
     async def _wait_for_window(self, seq: int) -> None:
         """In input order, keep results from running more than ``window`` ahead."""

@@ -9,7 +9,7 @@ import anyio
 
 from ._ids import MAX_LINE_BYTES, LineParser, Malformed
 
-__all__ = ["MalformedLog", "read_ids"]
+__all__ = ["MalformedLog", "read_ids", "read_lines"]
 
 #: Lines read per trip to the reading thread: amortises the thread hand-off.
 _LINES_PER_READ: Final = 512
@@ -38,7 +38,7 @@ class MalformedLog:
         return f"ncinfo: skipped {self.count} malformed input line(s){more}: {shown}\n"
 
 
-def _read_lines(stream: BinaryIO) -> list[bytes]:
+def read_lines(stream: BinaryIO) -> list[bytes]:
     """Read up to ``_LINES_PER_READ`` lines; an over-long line comes back over-long, consumed."""
     lines: list[bytes] = []
     for _ in range(_LINES_PER_READ):
@@ -62,7 +62,7 @@ async def read_ids(
     never send end-of-file).
     """
     parser = LineParser()
-    while lines := await anyio.to_thread.run_sync(_read_lines, stream, abandon_on_cancel=True):
+    while lines := await anyio.to_thread.run_sync(read_lines, stream, abandon_on_cancel=True):
         for line in lines:
             if on_line is not None:
                 on_line()

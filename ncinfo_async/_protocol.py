@@ -13,7 +13,7 @@ import binascii
 import json
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Final, TypeAlias
@@ -24,6 +24,7 @@ from ._exceptions import (
     AuthError,
     ConfigError,
     HTTPStatusError,
+    NcInfoError,
     NotFoundError,
     ResponseFormatError,
 )
@@ -41,6 +42,26 @@ RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 
 #: The fields the seed's ``nc_info.py`` prints, in its order.
 SEED_FIELDS: Final = ("ID", "USER", "GROUP", "COMMAND", "STATUSNC", "HOST", "DURATIONPP")
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """The outcome for one job ID: its fields, or the error that stands for them.
+
+    Attributes:
+        job_id: the job's integer ID.
+        fields: upper-case field name to value, when the job was found.
+        error: why there are no fields, otherwise.
+    """
+
+    job_id: int
+    fields: JobFields | None = None
+    error: NcInfoError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the job was found."""
+        return self.error is None
 
 
 # --- URLs -------------------------------------------------------------------------------------
@@ -114,28 +135,52 @@ def query_path(select: Sequence[str], job_ids: Sequence[int]) -> str:
     )
 
 
-def chunk_for_url_budget(
-    job_ids: Iterable[int], select: Sequence[str], budget: int
-) -> Iterator[list[int]]:
-    """Split job IDs into chunks whose query URL path stays within ``budget`` bytes.
+#: The most one ID adds to a query URL: 18 digits, a percent-encoded comma (3) and the
+#: growth of the ``limit`` parameter it contributes to (at most one more digit).
+MAX_ID_COST: Final = 22
+
+
+def id_cost(job_id: int) -> int:
+    """What one ID adds to a batched query's URL: its digits and a ``%2C`` separator."""
+    return len(str(job_id)) + 3
+
+
+def batch_select(fields: Sequence[str]) -> list[str]:
+    """The ``select`` list of a batched query: the fields asked for, plus ``IDINT``.
+
+    ``IDINT`` is what ties each returned row to a requested ID; ``*`` already has it.
+    """
+    chosen = [name.upper() for name in fields]
+    return chosen if "*" in chosen or "IDINT" in chosen else [*chosen, "IDINT"]
+
+
+def parse_query(status: int, body: bytes, *, url: str) -> list[JobFields]:
+    """Rows of a ``/api/v3/query`` answer.
 
     Raises:
-        ConfigError: the budget cannot hold even one ID.
+        HTTPStatusError: a status other than 200.
+        ApiError, ResponseFormatError: as for ``parse_table``.
     """
-    base = len(query_path(select, [])) + len("&limit=") + 7
-    chunk: list[int] = []
-    size = base
-    for job_id in job_ids:
-        cost = len(str(job_id)) + 3  # the ID and a percent-encoded comma
-        if chunk and size + cost > budget:
-            yield chunk
-            chunk, size = [], base
-        if size + cost > budget:
-            raise ConfigError(f"a URL budget of {budget} bytes cannot hold one job ID")
-        chunk.append(job_id)
-        size += cost
-    if chunk:
-        yield chunk
+    if status != 200:
+        raise http_status_error(status, body, url=url)
+    rows = parse_table(body, url=url)
+    if rows and job_id_of(rows[0]) is None:
+        raise ResponseFormatError("the query answer has no IDINT or ID column", url=url)
+    return rows
+
+
+def match_rows(rows: Iterable[JobFields], job_ids: Sequence[int], *, url: str) -> list[JobResult]:
+    """One result per requested ID, in order: its row, or not found when it has none."""
+    by_id = {job_id_of(row): row for row in rows}
+    return [
+        JobResult(job_id, fields=by_id[job_id])
+        if job_id in by_id
+        else JobResult(
+            job_id,
+            error=NotFoundError("not found (no row in the query answer)", job_id=job_id, url=url),
+        )
+        for job_id in job_ids
+    ]
 
 
 # --- Tokens -----------------------------------------------------------------------------------

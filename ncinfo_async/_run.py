@@ -4,50 +4,26 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import anyio
 
-from ._cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from ._exceptions import ConfigError, ConnectError, InputError, NcInfoError
-from ._fanout import FanOut, JobResult
+from ._exceptions import ConfigError, InputError, NcInfoError
+from ._exitcodes import EXIT_OK, EXIT_USAGE
 from ._ids import LineParser, Malformed, parse_job_id
-from ._input import MalformedLog, read_ids
-from ._password import prompt_from_tty, read_password_file
-from ._protocol import is_loopback_host
-from ._render import Renderer, Summary, make_renderer
+from ._input import MalformedLog, read_ids, read_lines
+from ._inspection import Console, Inspection, Plan
+from ._password import read_password_file
+from ._protocol import SEED_FIELDS, is_loopback_host
+from ._render import make_renderer
 from ._settings import Settings
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from ._tokencache import TokenCache
 
-__all__ = ["Console", "Inspection", "run_cli"]
-
-_SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-
-@dataclass(slots=True)
-class Console:
-    """Where the CLI writes: results to ``out``, errors and notices to ``err``."""
-
-    out: TextIO = field(default_factory=lambda: sys.stdout)
-    err: TextIO = field(default_factory=lambda: sys.stderr)
-    quiet: bool = False
-
-    def error(self, message: str) -> None:
-        """An error that decides the exit status; printed even with ``-q``."""
-        self.err.write(f"ncinfo: error: {message}\n")
-        self.err.flush()
-
-    def notice(self, message: str) -> None:
-        """A warning or notice; silenced by ``-q``."""
-        if not self.quiet:
-            self.err.write(f"ncinfo: {message}\n")
-            self.err.flush()
+__all__ = ["build_settings", "parse_fields", "run_cli", "strict_ids"]
 
 
 def build_settings(
@@ -76,6 +52,7 @@ def build_settings(
         job_budget=options.job_budget,
         deadline=options.deadline,
         order=options.order,
+        url_budget=options.url_budget,
     )
     if settings.insecure:
         console.notice(
@@ -109,7 +86,7 @@ def parse_fields(text: str | None, fmt: str) -> list[str] | None:
     return names
 
 
-def strict_ids(stream: Iterable[bytes]) -> list[int]:
+def strict_ids(stream: BinaryIO) -> list[int]:
     """Read every line first and refuse the run if any is malformed (``--strict``).
 
     Raises:
@@ -118,22 +95,17 @@ def strict_ids(stream: Iterable[bytes]) -> list[int]:
     parser = LineParser()
     ids: list[int] = []
     bad: list[Malformed] = []
-    for line in stream:
-        parsed = parser.feed(line)
-        if isinstance(parsed, Malformed):
-            bad.append(parsed)
-        elif parsed is not None:
-            ids.append(parsed)
+    while lines := read_lines(stream):
+        for line in lines:
+            parsed = parser.feed(line)
+            if isinstance(parsed, Malformed):
+                bad.append(parsed)
+            elif parsed is not None:
+                ids.append(parsed)
     if bad:
         shown = "; ".join(f"line {m.line_number}: {m.reason}" for m in bad[:5])
         raise InputError(f"{len(bad)} malformed input line(s), nothing sent: {shown}")
     return ids
-
-
-async def _chain(first: int, rest: AsyncIterator[int]) -> AsyncIterator[int]:
-    yield first
-    async for job_id in rest:
-        yield job_id
 
 
 async def _as_async(ids: Iterable[int]) -> AsyncIterator[int]:
@@ -151,6 +123,19 @@ def _use_uvloop(options: argparse.Namespace) -> bool:
     return True
 
 
+def _statuses(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _select(fields: list[str] | None, fmt: str) -> list[str]:
+    """The fields a batched query asks for: what is shown, plus STATUSNC to wait and check."""
+    if fields is None:
+        return ["*"] if fmt in ("json", "ndjson") else [*SEED_FIELDS]
+    if "*" in fields:
+        return ["*"]
+    return list(dict.fromkeys([*fields, "STATUSNC"]))
+
+
 def run_cli(
     options: argparse.Namespace, environ: Mapping[str, str], console: Console | None = None
 ) -> int:
@@ -165,14 +150,19 @@ def run_cli(
     malformed = MalformedLog()
     try:
         settings = build_settings(options, environ, console)
+        cache = _token_cache(options, environ, console)
+        if options.logout:
+            removed = cache is not None and cache.remove(settings.url, settings.user)
+            console.notice("cached token removed" if removed else "no cached token to remove")
+            return EXIT_OK
         fields = parse_fields(options.fields, options.format)
         ids: AsyncIterable[int]
         explicit = [arg for arg in options.job_ids if arg != "-"]
         if explicit:
             if "-" in options.job_ids:
                 raise ConfigError("give job IDs as arguments or '-' for stdin, not both")
-            ids = _as_async([parse_job_id(arg) for arg in explicit])
-            total: int | None = len(explicit)
+            listed = [parse_job_id(arg) for arg in explicit]
+            ids, total = _as_async(listed), len(listed)
         elif options.strict:
             listed = strict_ids(sys.stdin.buffer)
             ids, total = _as_async(listed), len(listed)
@@ -181,150 +171,46 @@ def run_cli(
     except NcInfoError as exc:
         console.error(str(exc))
         return EXIT_USAGE
-    renderer = make_renderer(options.format, fields)
-    run = Inspection(
-        settings,
-        renderer,
-        console,
+    plan = Plan(
         summary=options.summary,
         total=total,
         progress=options.progress,
+        batch=options.batch,
+        wait=options.wait,
+        terminal=_statuses(options.terminal),
+        poll_interval=options.poll_interval,
+        wait_timeout=options.wait_timeout,
+        fail_on=_statuses(options.fail_on),
+        select=_select(fields, options.format),
+    )
+    token = None
+    if cache is not None:
+        token = cache.load(settings.url, settings.user, margin=settings.refresh_margin)
+
+    def save(new_token: object) -> None:
+        if cache is not None and new_token is not token:
+            cache.save(settings.url, settings.user, new_token)  # type: ignore[arg-type]
+
+    run = Inspection(
+        settings,
+        make_renderer(options.format, fields),
+        console,
+        plan,
         malformed=malformed,
+        token=token,
+        on_token=save,
     )
     return anyio.run(
         run.main, ids, backend="asyncio", backend_options={"use_uvloop": _use_uvloop(options)}
     )
 
 
-class Inspection:
-    """One run of the CLI: authenticate, fan out, render, settle the exit status."""
+def _token_cache(
+    options: argparse.Namespace, environ: Mapping[str, str], console: Console
+) -> TokenCache | None:
+    """The token cache ($NCINFO_CACHE_DIR, else the user's cache directory), or None."""
+    if options.no_token_cache:
+        return None
+    from ._tokencache import TokenCache
 
-    def __init__(
-        self,
-        settings: Settings,
-        renderer: Renderer,
-        console: Console,
-        *,
-        summary: bool = False,
-        total: int | None = None,
-        progress: bool | None = None,
-        malformed: MalformedLog | None = None,
-    ) -> None:
-        self.settings = settings
-        self.renderer = renderer
-        self.console = console
-        self.summary = Summary()
-        self.show_summary = summary
-        self.total = total
-        self.progress = progress
-        self.malformed = malformed or MalformedLog()
-        self.signal_exit: int | None = None
-        self.connect_failures = 0
-
-    async def main(self, ids: AsyncIterable[int]) -> int:
-        """The whole run, with SIGINT/SIGTERM stopping it cleanly."""
-        from ._client import Client
-
-        status = EXIT_OK
-        try:
-            async with Client(self.settings, password=prompt_from_tty) as client:
-                status = await self._inspect(client, ids)
-        except NcInfoError as exc:
-            self.console.error(str(exc))
-            status = EXIT_USAGE
-        report = self.malformed.report()
-        if report:
-            self.console.notice(report.removeprefix("ncinfo: ").rstrip("\n"))
-        return self.signal_exit if self.signal_exit is not None else status
-
-    async def _inspect(self, client: Client, ids: AsyncIterable[int]) -> int:
-        iterator = aiter(ids)
-        first = await anext(iterator, None)
-        if first is None:
-            self.console.error("no job IDs given (arguments or stdin)")
-            return EXIT_USAGE
-        # Authenticate before fanning out: a wrong password or an unreachable server is one
-        # clear error, not one per job.
-        await client.authenticate()
-        fan = client.fan_out(_chain(first, iterator))
-        async with anyio.create_task_group() as group:
-            group.start_soon(self._watch_signals, fan, group.cancel_scope)
-            await self._render(fan)
-            group.cancel_scope.cancel()
-        self.summary.duplicates = fan.duplicates
-        self.summary.malformed = self.malformed.count
-        if self.summary.requested and self.connect_failures == self.summary.requested:
-            self.console.error(f"could not reach {self.settings.url}")
-            return EXIT_USAGE
-        return EXIT_FAILED if self.summary.found < self.summary.requested else EXIT_OK
-
-    async def _render(self, fan: FanOut) -> None:
-        out = self.console.out
-        bar = self._progress_bar()
-        try:
-            out.write(self.renderer.start())
-            async with fan.run() as results:
-                async for result in results:
-                    self._account(result)
-                    out.write(self.renderer.result(result))
-                    if bar is not None:
-                        bar.update()
-            self.summary.duplicates = fan.duplicates
-            self.summary.malformed = self.malformed.count
-            tail = self.renderer.finish(self.summary if self.show_summary else None)
-            out.write(tail)
-            if self.show_summary and not tail and not self.console.quiet:
-                self.console.err.write(self.summary.lines())
-            out.flush()
-        finally:
-            if bar is not None:
-                bar.close()
-
-    def _account(self, result: JobResult) -> None:
-        self.summary.add(result)
-        error = result.error
-        if error is None:
-            return
-        if isinstance(error, ConnectError):
-            self.connect_failures += 1
-        if not self.console.quiet:
-            self.console.err.write(f"ncinfo: job {result.job_id}: {error.message}\n")
-
-    def _progress_bar(self) -> _Progress | None:
-        show = self.progress if self.progress is not None else self.console.err.isatty()
-        if not show or self.console.quiet:
-            return None
-        from tqdm import tqdm
-
-        # delay: only runs longer than a second get a bar at all.
-        bar: _Progress = tqdm(
-            total=self.total,
-            file=self.console.err,
-            unit="job",
-            delay=1.0,
-            dynamic_ncols=True,
-            leave=False,
-        )
-        return bar
-
-    async def _watch_signals(self, fan: FanOut, scope: anyio.CancelScope) -> None:
-        """First SIGINT/SIGTERM: stop and flush what arrived; a second one: stop at once."""
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                if self.signal_exit is None:
-                    name = signal.Signals(signum).name
-                    self.signal_exit = _SIGNAL_EXIT.get(signal.Signals(signum), 130)
-                    fan.stop(f"interrupted by {name}")
-                    self.console.notice(
-                        f"{name}: stopping; unanswered jobs are reported as interrupted"
-                    )
-                else:
-                    scope.cancel()
-
-
-class _Progress(Protocol):
-    """The part of tqdm's progress bar used here."""
-
-    def update(self, n: float = 1) -> bool | None: ...
-
-    def close(self) -> None: ...
+    return TokenCache.from_env(environ, warn=console.notice)

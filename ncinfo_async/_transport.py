@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from ._version import __version__
 from ._exceptions import (
     CertificateError,
     ConnectError,
@@ -23,7 +22,9 @@ from ._exceptions import (
     TimeoutError,
     TransportError,
 )
+from ._protocol import JsonValue
 from ._settings import Settings
+from ._version import __version__
 
 __all__ = ["Answer", "build_ssl_context", "map_errors", "open_session", "send"]
 
@@ -148,6 +149,7 @@ async def send(
     *,
     headers: dict[str, str] | None = None,
     data: dict[str, str] | None = None,
+    json: JsonValue = None,
     max_body: int,
     job_id: int | None = None,
 ) -> Answer:
@@ -159,7 +161,9 @@ async def send(
     """
     async with (
         map_errors(url, job_id),
-        session.request(method, url, headers=headers, data=data, allow_redirects=False) as response,
+        session.request(
+            method, url, headers=headers, data=data, json=json, allow_redirects=False
+        ) as response,
     ):
         length = response.content_length
         if length is not None:

@@ -38,7 +38,7 @@ def base_env(url: str | None, **extra: str) -> dict[str, str]:
 
 
 async def ncinfo(
-    *args: str, env: dict[str, str], stdin: bytes | None = None, timeout: float = 60
+    *args: str, env: dict[str, str], stdin: bytes | None = None, limit: float = 60
 ) -> Run:
     """Run the CLI as `python -m ncinfo_async` and wait for it (bounded, to catch hangs)."""
     proc = await asyncio.create_subprocess_exec(
@@ -51,7 +51,7 @@ async def ncinfo(
         stderr=subprocess.PIPE,
         env=env,
     )
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(limit):
         out, err = await proc.communicate(stdin)
     assert proc.returncode is not None
     return Run(proc.returncode, out.decode(), err.decode())

@@ -95,7 +95,7 @@ async def test_input_order_window_is_bounded() -> None:
 async def test_batches_take_what_is_waiting() -> None:
     """With a batch size, a worker takes several queued IDs in one fetch."""
     fetch, state = fetcher()
-    results = await collect(FanOut(fetch, range(1, 1001), workers=2, batch_size=100))
+    results = await collect(FanOut(fetch, range(1, 1001), workers=2, batch_budget=100))
     assert [r.job_id for r in results] == list(range(1, 1001))
     assert state["calls"] < 100
 
@@ -110,7 +110,7 @@ async def test_deadline_reports_every_unanswered_id_once() -> None:
         await asyncio.sleep(3600)
         raise AssertionError("unreachable")
 
-    ids = list(range(1, 3001)) + [1, 2, 3000]
+    ids = [*range(1, 3001), 1, 2, 3000]
     async with asyncio.timeout(30):
         results = await collect(FanOut(never, ids, workers=32, deadline=0.3))
     assert sorted(r.job_id for r in results) == list(range(1, 3001))

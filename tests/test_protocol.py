@@ -92,19 +92,36 @@ def test_job_and_query_paths() -> None:
     )
 
 
-def test_chunking_respects_the_url_budget() -> None:
-    """Every chunk's URL fits the budget, and chunks hold every ID once, in order."""
-    ids = list(range(1, 5001))
-    chunks = list(protocol.chunk_for_url_budget(ids, ["ID", "USER"], 1024))
-    assert [i for chunk in chunks for i in chunk] == ids
-    assert len(chunks) > 1
-    assert all(len(protocol.query_path(["ID", "USER"], chunk)) <= 1024 for chunk in chunks)
+def test_id_cost_bounds_the_query_url() -> None:
+    """A batch's URL is the empty query's plus each ID's cost, within MAX_ID_COST each."""
+    ids = [1, 22, 333, 10**17 + 5]
+    empty = len(protocol.query_path(["ID"], []))
+    assert len(protocol.query_path(["ID"], ids)) <= empty + sum(map(protocol.id_cost, ids))
+    assert max(map(protocol.id_cost, ids)) <= protocol.MAX_ID_COST
 
 
-def test_chunking_refuses_a_budget_too_small_for_one_id() -> None:
-    """A budget that cannot hold one ID is a configuration error, not an endless loop."""
-    with pytest.raises(ConfigError):
-        list(protocol.chunk_for_url_budget([123456], ["ID"], 40))
+def test_batch_select_always_carries_idint() -> None:
+    """Batched queries always select IDINT, which ties rows to requested IDs."""
+    assert protocol.batch_select(["id", "statusnc"]) == ["ID", "STATUSNC", "IDINT"]
+    assert protocol.batch_select(["*"]) == ["*"]
+    assert protocol.batch_select(["IDINT"]) == ["IDINT"]
+
+
+def test_match_rows_marks_missing_ids_not_found() -> None:
+    """IDs absent from a query answer become NotFoundError, in request order."""
+    rows = protocol.parse_query(200, sample("query_3.json"), url=URL)
+    results = protocol.match_rows(rows, [3, 7, 1], url=URL)
+    assert [r.job_id for r in results] == [3, 7, 1]
+    assert [r.ok for r in results] == [True, False, True]
+    assert isinstance(results[1].error, NotFoundError)
+
+
+def test_query_refusals_are_typed() -> None:
+    """A refused query is an HTTPStatusError or ApiError, which triggers the per-job fallback."""
+    with pytest.raises(HTTPStatusError):
+        protocol.parse_query(400, b'{"error": "bad rule"}', url=URL)
+    with pytest.raises(ApiError):
+        protocol.parse_query(200, b'{"errormsg": "no", "columns": [], "rows": [[]]}', url=URL)
 
 
 def test_token_header_is_type_colon_token() -> None:

@@ -1,0 +1,331 @@
+#!/usr/bin/env python3
+"""The client's own ceiling: ncinfo against a server that costs almost nothing per request.
+
+nginx (one worker, its own process) serves pre-rendered job JSON files from a temporary
+directory (``/api/v3/jobs/<id>``) and a fixed token (``/api/v3/token``).  On that server the
+script measures ``ncinfo``, the naive aiohttp fan-out (``_naive_aiohttp.py``: default
+``ClientSession()``, one task per ID, ``asyncio.gather``), the floor of any aiohttp client
+(``_aiohttp_floor.py``: tuned pool and workers, uvloop, ``read()`` only: no JSON, no
+rendering) and ``wrk`` (C, one thread, cycling through the same job paths).  It reports
+jobs/s, client CPU per job (total, and marginal: the CPU of an N-job run minus a 1-job run,
+divided by N-1, which removes start-up), ncinfo's jobs/s against the naive loop's (same run)
+and as a fraction of wrk's requests/s.
+
+Unless ``--quick`` or ``--no-sweep``, it then sweeps ``ncinfo --concurrency`` against nginx
+and against the simulator with 2 ms latency, for ``plot.py``'s throughput curve.
+
+nginx and wrk come from ``bash scripts/bench-deps``; without nginx the script skips, without
+wrk it skips the wrk row.
+
+Examples:
+    .venv/bin/python benchmarks/bench_ceiling.py            # 20,000 IDs, 3 repeats, sweep
+    .venv/bin/python benchmarks/bench_ceiling.py --quick    # 2,000 IDs, 1 repeat, no sweep
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import TYPE_CHECKING, Any
+
+import _harness as h
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+NAME = "ceiling"
+TITLE = "The client's own ceiling against nginx (bench_ceiling.py)"
+NAIVE_SCRIPT = h.BENCH_DIR / "_naive_aiohttp.py"
+FLOOR_SCRIPT = h.BENCH_DIR / "_aiohttp_floor.py"
+SWEEP = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+#: Targets from the issue.
+MIN_VS_NAIVE = 1.3
+MAX_CPU_US = 100.0
+
+_WRK_LUA = """\
+-- Cycle through the job files, as ncinfo does, with the client's Authorization header.
+local counter = 0
+local count = {count}
+request = function()
+  counter = counter % count + 1
+  return wrk.format("GET", string.format("/api/v3/jobs/%d", counter),
+                    {{["Authorization"] = "Bearer:static"}})
+end
+"""
+
+
+def run_wrk(server: h.NginxServer, tmp: Path, *, jobs: int, seconds: int, connections: int) -> Any:
+    """Run wrk against the job files; return its requests/s and CPU per request."""
+    wrk = h.find_tool("wrk")
+    assert wrk is not None
+    script = tmp / "jobs.lua"
+    script.write_text(_WRK_LUA.format(count=jobs))
+    cmd = [
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "-s",
+        str(script),
+        server.url,
+    ]
+    before = h.process_cpu_s(server.pid)
+    run = h.run_measured(cmd, timeout=seconds + 60, keep_stdout=True)
+    server_cpu = h.process_cpu_s(server.pid) - before
+    text = run.stdout_text
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    total = re.search(r"(\d+) requests in", text)
+    if not run.ok or rate is None or total is None:
+        raise h.BenchFailure(f"wrk failed ({run.returncode}): {text[-500:]}{run.stderr_tail}")
+    if "Non-2xx" in text or "Socket errors" in text:
+        raise h.BenchFailure(f"wrk saw errors: {text[-500:]}")
+    requests = int(total.group(1))
+    return {
+        "requests_per_s": float(rate.group(1)),
+        "requests": requests,
+        "wall_s": run.wall_s,
+        "cpu_us_per_request": run.cpu_s / requests * 1e6,
+        "server_us_per_request": server_cpu / requests * 1e6,
+    }
+
+
+def ncinfo_flags(concurrency: int, *extra: str) -> list[str]:
+    """The ncinfo command used throughout: ndjson (one line per job) and no progress."""
+    return h.ncinfo("--format", "ndjson", "--concurrency", str(concurrency), *extra)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print its tables; return the exit status."""
+    parser = h.make_parser(__doc__ or "")
+    parser.add_argument("--jobs", type=int, help="job IDs per run (default 20000, quick 2000)")
+    parser.add_argument("--repeat", type=int, help="runs per client (default 3, quick 1)")
+    parser.add_argument("--concurrency", type=int, default=32, help="ncinfo --concurrency")
+    parser.add_argument("--wrk-seconds", type=int, help="wrk duration (default 5, quick 2)")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the concurrency sweep")
+    args = h.parse_args(parser, argv)
+    jobs = args.jobs or (2000 if args.quick else 20000)
+    repeat = args.repeat or (1 if args.quick else 3)
+    wrk_seconds = args.wrk_seconds or (2 if args.quick else 5)
+    missing = h.client_missing() or h.NginxServer.missing()
+    if missing:
+        return h.skip(TITLE, missing)
+
+    report = h.Report(NAME, TITLE, h.command_line(argv))
+    clients: list[tuple[str, list[str]]] = [
+        ("naive aiohttp gather", [sys.executable, str(NAIVE_SCRIPT)]),
+        (f"ncinfo -c {args.concurrency} (uvloop)", ncinfo_flags(args.concurrency)),
+        (f"ncinfo -c {args.concurrency} --asyncio", ncinfo_flags(args.concurrency, "--asyncio")),
+        (
+            f"aiohttp floor -c {args.concurrency} (read only)",
+            [sys.executable, str(FLOOR_SCRIPT), str(args.concurrency)],
+        ),
+    ]
+    runs: dict[str, list[h.Measurement]] = {label: [] for label, _ in clients}
+    one_job: dict[str, list[h.Measurement]] = {label: [] for label, _ in clients}
+    wrk_result: dict[str, Any] | None = None
+    with h.temp_dir("ncbench-ceiling-") as tmp, h.NginxServer(jobs) as nginx:
+        ids = h.write_ids(tmp / "ids.txt", jobs)
+        one = h.write_ids(tmp / "one.txt", 1)
+        env = nginx.client_env()
+        for rep, counts in h.rounds(repeat, warmup=not args.quick):
+            for label, cmd in clients:
+                h.announce(f"round {rep}: {label}")
+                full = h.measure(
+                    label,
+                    cmd,
+                    server=nginx,
+                    jobs=jobs,
+                    env=env,
+                    stdin_path=ids,
+                    expect_lines=jobs,
+                )
+                single = h.measure(
+                    label, cmd, server=nginx, jobs=1, env=env, stdin_path=one, expect_lines=1
+                )
+                if counts:
+                    runs[label].append(full)
+                    one_job[label].append(single)
+        if h.find_tool("wrk") is not None:
+            h.announce(f"wrk -t1 -c{args.concurrency} -d{wrk_seconds}s")
+            wrk_result = run_wrk(
+                nginx, tmp, jobs=jobs, seconds=wrk_seconds, connections=args.concurrency
+            )
+        sweep_nginx = [] if args.quick or args.no_sweep else sweep(nginx, ids, jobs, env)
+
+    naive = h.median_of(runs[clients[0][0]])
+    rows = []
+    marginal: dict[str, float] = {}
+    for label, _ in clients:
+        m = h.median_of(runs[label])
+        startup_cpu = h.median([s.run.cpu_s for s in one_job[label]])
+        marginal[label] = (m.run.cpu_s - startup_cpu) / (jobs - 1) * 1e6
+        rows.append(
+            [
+                label,
+                f"{m.run.wall_s:.2f}",
+                h.walls(runs[label]),
+                h.fmt_int(m.jobs_per_s),
+                h.fmt_ratio(h.ratio(m.jobs_per_s, naive.jobs_per_s)),
+                "-" if wrk_result is None else f"{m.jobs_per_s / wrk_result['requests_per_s']:.1%}",
+                f"{m.client_us_per_job:.0f}",
+                f"{marginal[label]:.0f}",
+                f"{m.server_us_per_job:.0f}",
+                f"{m.run.hwm_mib:.0f}",
+            ]
+        )
+        report.data.setdefault("runs", []).append(
+            {"median": m, "one_job_cpu_s": startup_cpu, "marginal_cpu_us": marginal[label]}
+        )
+    if wrk_result is not None:
+        rows.append(
+            [
+                f"wrk -t1 -c{args.concurrency} -d{wrk_seconds}s",
+                f"{wrk_result['wall_s']:.2f}",
+                "1 run",
+                h.fmt_int(wrk_result["requests_per_s"]),
+                h.fmt_ratio(h.ratio(wrk_result["requests_per_s"], naive.jobs_per_s)),
+                "100.0%",
+                f"{wrk_result['cpu_us_per_request']:.1f}",
+                f"{wrk_result['cpu_us_per_request']:.1f}",
+                f"{wrk_result['server_us_per_request']:.1f}",
+                "-",
+            ]
+        )
+        report.data["wrk"] = wrk_result
+    report.add(
+        f"{jobs:,} job IDs (wrk: as many requests as it makes in {wrk_seconds} s, over"
+        f" {args.concurrency} connections); nginx 1 worker on loopback; median of"
+        f" {repeat} run(s){'' if args.quick else ' after a warm-up round'}."
+        " Ratios are jobs/s against the naive aiohttp loop in the same run."
+        " Marginal CPU = (CPU of the N-job run - CPU of a 1-job run) / (N-1):"
+        " the per-job cost without interpreter start-up."
+        " Peak RSS is the client's sampled VmHWM."
+    )
+    report.add(
+        h.markdown_table(
+            [
+                "client",
+                "wall s",
+                "wall spread",
+                "jobs/s",
+                "vs naive",
+                "of wrk",
+                "client CPU µs/job",
+                "marginal CPU µs/job",
+                "nginx CPU µs/job",
+                "peak RSS MiB",
+            ],
+            rows,
+        )
+    )
+    best = clients[1][0]
+    m = h.median_of(runs[best])
+    report.target(
+        f"ncinfo >= {MIN_VS_NAIVE}x the naive loop's jobs/s",
+        m.jobs_per_s >= MIN_VS_NAIVE * naive.jobs_per_s,
+        f"{m.jobs_per_s / naive.jobs_per_s:.2f}x ({m.jobs_per_s:,.0f} vs"
+        f" {naive.jobs_per_s:,.0f} jobs/s)",
+    )
+    report.target(
+        f"ncinfo <= {MAX_CPU_US:g} µs client CPU per job (HTTP keep-alive)",
+        m.client_us_per_job <= MAX_CPU_US,
+        f"{m.client_us_per_job:.0f} µs/job including start-up,"
+        f" {marginal[best]:.0f} µs/job marginal",
+    )
+    if wrk_result is not None:
+        report.data["ncinfo_fraction_of_wrk"] = m.jobs_per_s / wrk_result["requests_per_s"]
+
+    if sweep_nginx:
+        sweep_sim = sweep_simulator(jobs=5000, latency_ms=2.0)
+        report.data["sweep"] = {"nginx": sweep_nginx, "sim_2ms": sweep_sim}
+        report.add(
+            "Throughput against `--concurrency` (one run each; `plot.py` draws it):"
+            f" nginx with {jobs:,} IDs, and the simulator with 2 ms latency and 5,000 IDs"
+            " (Little's law bound: concurrency / 2 ms)."
+        )
+        by_c = {p["concurrency"]: p for p in sweep_sim}
+        report.add(
+            h.markdown_table(
+                [
+                    "concurrency",
+                    "nginx jobs/s",
+                    "nginx client CPU µs/job",
+                    "sim 2 ms jobs/s",
+                    "bound c/2ms",
+                    "sim server CPU µs/job",
+                ],
+                [
+                    [
+                        str(p["concurrency"]),
+                        h.fmt_int(p["jobs_per_s"]),
+                        f"{p['client_us_per_job']:.0f}",
+                        h.fmt_int(by_c[p["concurrency"]]["jobs_per_s"])
+                        if p["concurrency"] in by_c
+                        else "-",
+                        h.fmt_int(p["concurrency"] / 0.002),
+                        f"{by_c[p['concurrency']]['server_us_per_job']:.0f}"
+                        if p["concurrency"] in by_c
+                        else "-",
+                    ]
+                    for p in sweep_nginx
+                ],
+            )
+        )
+    report.emit(args.out)
+    return 0
+
+
+def _point(m: h.Measurement, concurrency: int) -> dict[str, Any]:
+    return {
+        "concurrency": concurrency,
+        "jobs": m.jobs,
+        "wall_s": m.run.wall_s,
+        "jobs_per_s": m.jobs_per_s,
+        "client_us_per_job": m.client_us_per_job,
+        "server_us_per_job": m.server_us_per_job,
+    }
+
+
+def sweep(nginx: h.NginxServer, ids: Path, jobs: int, env: dict[str, str]) -> list[dict[str, Any]]:
+    """ncinfo's throughput against nginx for each concurrency of ``SWEEP``."""
+    points = []
+    for concurrency in SWEEP:
+        h.announce(f"sweep nginx -c {concurrency}")
+        m = h.measure(
+            f"c={concurrency}",
+            ncinfo_flags(concurrency),
+            server=nginx,
+            jobs=jobs,
+            env=env,
+            stdin_path=ids,
+            expect_lines=jobs,
+        )
+        points.append(_point(m, concurrency))
+    return points
+
+
+def sweep_simulator(*, jobs: int, latency_ms: float) -> list[dict[str, Any]]:
+    """ncinfo's throughput against the simulator with added latency, for each concurrency."""
+    if h.sim_missing():
+        return []
+    points = []
+    with h.temp_dir("ncbench-sweep-") as tmp, h.SimServer(jobs=jobs, latency_ms=latency_ms) as sim:
+        ids = h.write_ids(tmp / "ids.txt", jobs)
+        for concurrency in SWEEP:
+            h.announce(f"sweep sim {latency_ms} ms -c {concurrency}")
+            m = h.measure(
+                f"c={concurrency}",
+                ncinfo_flags(concurrency),
+                server=sim,
+                jobs=jobs,
+                env=sim.client_env(),
+                stdin_path=ids,
+                expect_lines=jobs,
+            )
+            points.append(_point(m, concurrency))
+    return points
+
+
+if __name__ == "__main__":
+    sys.exit(main())
