@@ -796,6 +796,7 @@ class Report:
                 "command": self.command,
                 "versions": versions_line(),
                 "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "tree": tree_state(),
                 "targets": self.targets,
                 "data": self.data,
             }
@@ -810,6 +811,28 @@ def _json_default(value: object) -> object:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def tree_state() -> str:
+    """The commit the figures were measured on, and whether the package had local changes."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO_DIR), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_DIR), "status", "--porcelain", "--", "ncinfo_async"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head} (ncinfo_async with uncommitted changes)" if dirty else head
 
 
 def command_line(argv: Sequence[str] | None) -> str:

@@ -18,7 +18,7 @@ nginx and wrk come from ``bash scripts/bench-deps``; without nginx the script sk
 wrk it skips the wrk row.
 
 Examples:
-    .venv/bin/python benchmarks/bench_ceiling.py            # 20,000 IDs, 3 repeats, sweep
+    .venv/bin/python benchmarks/bench_ceiling.py            # 10,000 IDs, 3 repeats, sweep
     .venv/bin/python benchmarks/bench_ceiling.py --quick    # 2,000 IDs, 1 repeat, no sweep
 """
 
@@ -98,13 +98,13 @@ def ncinfo_flags(concurrency: int, *extra: str) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its tables; return the exit status."""
     parser = h.make_parser(__doc__ or "")
-    parser.add_argument("--jobs", type=int, help="job IDs per run (default 20000, quick 2000)")
+    parser.add_argument("--jobs", type=int, help="job IDs per run (default 10000, quick 2000)")
     parser.add_argument("--repeat", type=int, help="runs per client (default 3, quick 1)")
     parser.add_argument("--concurrency", type=int, default=32, help="ncinfo --concurrency")
     parser.add_argument("--wrk-seconds", type=int, help="wrk duration (default 5, quick 2)")
     parser.add_argument("--no-sweep", action="store_true", help="skip the concurrency sweep")
     args = h.parse_args(parser, argv)
-    jobs = args.jobs or (2000 if args.quick else 20000)
+    jobs = args.jobs or (2000 if args.quick else 10000)
     repeat = args.repeat or (1 if args.quick else 3)
     wrk_seconds = args.wrk_seconds or (2 if args.quick else 5)
     missing = h.client_missing() or h.NginxServer.missing()

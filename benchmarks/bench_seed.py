@@ -5,8 +5,9 @@ The baselines are the seed client itself (``tests/seed/nc_info.py``: one token P
 ``requests.Session`` GET per job ID, ``find()`` over the columns, printed as text) and the
 same loop with plain ``requests.get`` and no session (``benchmarks/_seed_nosession.py``).
 ``ncinfo --format text`` prints the same text, one GET per job at several
-``--concurrency`` values; ``ncinfo --batch`` (``/api/v3/query`` in chunks) is shown apart.  Every client runs as its own process against
-the simulator (another process) with ``--latency`` 0, 2 and 10 ms added to each response.
+``--concurrency`` values; ``ncinfo --batch`` (``/api/v3/query`` in chunks) is shown apart.
+Every client runs as its own process against the simulator (another process) with
+``--latency`` 0, 2 and 10 ms added to each response.
 Ratios are jobs/s against the seed's session loop at the same latency, in the same run.
 
 Examples:

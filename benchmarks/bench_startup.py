@@ -113,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("ncinfo, 1 job, cached token", h.ncinfo(JOB, token_cache=True)),
         (seed_label, [sys.executable, str(SEED_SCRIPT), JOB]),
     ]
+    if args.quick:  # the smoke needs only the compared pair and the floor
+        keep = ("python -c pass", "ncinfo, 1 job", seed_label)
+        commands = [(label, argv) for label, argv in commands if label in keep]
     use_hyperfine = h.find_tool("hyperfine") is not None and not args.no_hyperfine
     with h.temp_dir("ncbench-startup-") as tmp, h.SimServer(jobs=10) as sim:
         env = sim.client_env() | {"USER": h.USER}

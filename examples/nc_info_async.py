@@ -24,8 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from ncinfo_async import NcInfoError
-from ncinfo_async._facade import VOVRestV3Async
+from ncinfo_async import NcInfoError, VOVRestV3Async
 
 
 def find(jobdump: Mapping[str, Any], key: str) -> object:

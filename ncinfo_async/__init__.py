@@ -35,15 +35,25 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from ._client import Client, ClientStats
+    from ._facade import VOVRestV3Async
+    from ._wait import WaitOutcome, wait_for_jobs
+
+# Names whose modules import aiohttp, which costs more than everything else together:
+# they load on first use so that `ncinfo --help` stays instant.
+_LAZY = {
+    "Client": "_client",
+    "ClientStats": "_client",
+    "VOVRestV3Async": "_facade",
+    "WaitOutcome": "_wait",
+    "wait_for_jobs": "_wait",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # The client imports aiohttp, which takes longer to import than everything else:
-    # load it on first use so that `ncinfo --help` stays instant.
-    if name in ("Client", "ClientStats"):
-        from . import _client
+    if name in _LAZY:
+        from importlib import import_module
 
-        return getattr(_client, name)
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'ncinfo_async' has no attribute {name!r}")
 
 
@@ -68,5 +78,8 @@ __all__ = [
     "TimeoutError",
     "Token",
     "TransportError",
+    "VOVRestV3Async",
+    "WaitOutcome",
     "__version__",
+    "wait_for_jobs",
 ]

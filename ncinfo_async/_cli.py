@@ -24,10 +24,12 @@ submitted') are understood; blank lines, headers and '#' comments are skipped.""
 
 EPILOG = """\
 environment:
-  NC_URL        server URL, as printed by 'nc cmd vovbrowser' (or --url)
-  NC_USER       user name (else USER)
-  NC_PASSWORD   password (else --password-file, else a prompt on the terminal)
-  NC_CACERT     CA bundle to verify the server with (or --cacert)
+  NC_URL            server URL (or --url; when neither is set and an 'nc' command is on
+                    PATH, its 'nc cmd vovbrowser' answer is used)
+  NC_USER           user name (else USER)
+  NC_PASSWORD       password (else --password-file, else a prompt on the terminal)
+  NC_CACERT         CA bundle to verify the server with (or --cacert)
+  NCINFO_CACHE_DIR  where tokens are cached (default: the user's cache dir, ncinfo/)
 
 exit status (the first that applies, in this order):
   2    usage, configuration, authentication or connection error

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+import math
 import random
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -156,6 +157,12 @@ class Client:
         """The token in use, if one was obtained (for caching between runs)."""
         return self._auth.token
 
+    def set_token(self, token: Token) -> None:
+        """Use this token from now on (a 401 still renews it with the password)."""
+        self._auth = TokenManager(
+            self._request_token, margin=self.settings.refresh_margin, initial=token
+        )
+
     @property
     def session(self) -> aiohttp.ClientSession:
         """The session in use; only valid inside ``async with``."""
@@ -175,7 +182,7 @@ class Client:
         if self._password is None:
             if self._password_provider is None:
                 raise AuthError(
-                    "no password: use --password-file, NC_PASSWORD or a terminal prompt"
+                    "no password: Settings.password is unset and no password provider was given"
                 )
             self._password = await anyio.to_thread.run_sync(self._password_provider)
         url = self.settings.url + TOKEN_PATH
@@ -349,6 +356,7 @@ class Client:
         *,
         batch: bool = False,
         select: Sequence[str] = ("*",),
+        deadline: float | None = None,
     ) -> FanOut:
         """The fan-out behind ``stream_jobs``, for callers that need to ``stop()`` it.
 
@@ -357,8 +365,12 @@ class Client:
             batch: fetch many jobs per request through ``/api/v3/query`` (see
                 ``fetch_batch``) instead of one ``/api/v3/jobs/{id}`` request each.
             select: in batch mode, the fields to ask for (``*`` for all).
+            deadline: seconds for this fan-out (default ``settings.deadline``); the IDs
+                not answered by then get ``DeadlineExceeded``.
         """
         settings = self.settings
+        if deadline is None or deadline == math.inf:
+            deadline = settings.deadline
         if not batch:
 
             async def fetch_one(ids: list[int]) -> list[JobResult]:
@@ -370,7 +382,7 @@ class Client:
                 workers=settings.concurrency,
                 order=settings.order,
                 window=settings.reorder_window,
-                deadline=settings.deadline,
+                deadline=deadline,
             )
         fields = batch_select(select)
         # Leave room for one more ID past the budget: a batch stops growing at the budget.
@@ -387,7 +399,7 @@ class Client:
             workers=settings.concurrency,
             order=settings.order,
             window=settings.reorder_window,
-            deadline=settings.deadline,
+            deadline=deadline,
             batch_budget=budget,
             batch_cost=id_cost,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Sequence
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol, TextIO
 
 import anyio
 
-from ._exceptions import ConnectError, NcInfoError
+from ._exceptions import AuthError, ConnectError, NcInfoError
 from ._exitcodes import (
     EXIT_FAIL_ON,
     EXIT_FAILED,
@@ -95,6 +96,8 @@ class Inspection:
         malformed: the log of malformed input lines (printed at the end).
         token: a cached token to start from.
         on_token: receives the token in use at the end (to cache it).
+        on_token_refused: called when the run ends in an authentication error after
+            starting from ``token`` (to drop it from the cache).
     """
 
     def __init__(
@@ -107,6 +110,7 @@ class Inspection:
         malformed: MalformedLog | None = None,
         token: Token | None = None,
         on_token: Callable[[Token], None] | None = None,
+        on_token_refused: Callable[[], object] | None = None,
     ) -> None:
         self.settings = settings
         self.renderer = renderer
@@ -116,35 +120,61 @@ class Inspection:
         self.malformed = malformed or MalformedLog()
         self.token = token
         self.on_token = on_token
+        self.on_token_refused = on_token_refused
         self.signal_exit: int | None = None
+        self._started = 0.0
+        #: What a first signal stops: the login, the fan-out or the wait, as the run goes on.
+        self._stop: Callable[[str], None] = lambda _reason: None
         self.connect_failures = 0
         self.fail_on_hits = 0
         self.unfinished = 0
 
     async def main(self, ids: AsyncIterable[int]) -> int:
-        """The whole run, with SIGINT/SIGTERM stopping it cleanly."""
+        """The whole run; SIGINT/SIGTERM stop it cleanly at any stage, login included."""
         from ._client import Client
 
-        status = EXIT_OK
+        self._started = anyio.current_time()
         try:
-            async with Client(
-                self.settings,
-                password=prompt_from_tty,
-                token=self.token,
-                notice=self.console.notice,
-            ) as client:
-                try:
-                    status = await self._inspect(client, ids)
-                finally:
-                    if client.token is not None and self.on_token is not None:
-                        self.on_token(client.token)
-        except NcInfoError as exc:
+            async with (
+                Client(
+                    self.settings,
+                    password=prompt_from_tty,
+                    token=self.token,
+                    notice=self.console.notice,
+                ) as client,
+                anyio.create_task_group() as group,
+            ):
+                group.start_soon(self._watch_signals, group.cancel_scope)
+                status = await self._guarded(client, ids)
+                group.cancel_scope.cancel()
+        except NcInfoError as exc:  # closing the session failed
             self.console.error(str(exc))
             status = EXIT_USAGE
         report = self.malformed.report()
         if report:
             self.console.notice(report.removeprefix("ncinfo: ").rstrip("\n"))
         return self.signal_exit if self.signal_exit is not None else status
+
+    async def _guarded(self, client: Client, ids: AsyncIterable[int]) -> int:
+        """Run the inspection; a run-level error becomes one message and exit status 2."""
+        try:
+            return await self._inspect(client, ids)
+        except AuthError as exc:
+            if self.token is not None and self.on_token_refused is not None:
+                self.on_token_refused()  # the cached token led nowhere: do not try it again
+            self.console.error(str(exc))
+        except NcInfoError as exc:
+            self.console.error(str(exc))
+        finally:
+            if client.token is not None and self.on_token is not None:
+                self.on_token(client.token)
+        return EXIT_USAGE
+
+    def _remaining(self) -> float:
+        """Seconds left before the run's deadline (infinite without one)."""
+        if self.settings.deadline is None:
+            return math.inf
+        return max(0.0, self.settings.deadline - (anyio.current_time() - self._started))
 
     async def _inspect(self, client: Client, ids: AsyncIterable[int]) -> int:
         iterator = aiter(ids)
@@ -153,8 +183,13 @@ class Inspection:
             self.console.error("no job IDs given (arguments or stdin)")
             return EXIT_USAGE
         # Authenticate before fanning out: a wrong password or an unreachable server is one
-        # clear error, not one per job.
-        await client.authenticate()
+        # clear error, not one per job.  The deadline and signals apply here too.
+        with anyio.CancelScope() as login:
+            self._stop = lambda _reason: login.cancel()
+            with anyio.move_on_after(self._remaining()):
+                await client.authenticate()
+        if login.cancelled_caught:
+            return EXIT_USAGE  # a signal: its own exit status wins
         source = _chain(first, iterator)
         bar = self._progress_bar()
         try:
@@ -162,9 +197,14 @@ class Inspection:
             if self.plan.wait:
                 await self._wait(client, [job_id async for job_id in source], bar)
             else:
-                await self._stream(
-                    client.fan_out(source, batch=self.plan.batch, select=self.plan.select), bar
+                # If the login used up the deadline, every ID is reported as timed out.
+                fan = client.fan_out(
+                    source,
+                    batch=self.plan.batch,
+                    select=self.plan.select,
+                    deadline=self._remaining(),
                 )
+                await self._stream(fan, bar)
             self.summary.malformed = self.malformed.count
             self._finish()
         finally:
@@ -174,14 +214,12 @@ class Inspection:
 
     async def _stream(self, fan: FanOut, bar: _Progress | None) -> None:
         """Render results as they arrive; a first signal stops the fan-out cleanly."""
-        async with anyio.create_task_group() as group:
-            group.start_soon(self._watch_signals, fan.stop, group.cancel_scope)
-            async with fan.run() as results:
-                async for result in results:
-                    self._emit(result)
-                    if bar is not None:
-                        bar.update()
-            group.cancel_scope.cancel()
+        self._stop = fan.stop
+        async with fan.run() as results:
+            async for result in results:
+                self._emit(result)
+                if bar is not None:
+                    bar.update()
         self.summary.duplicates = fan.duplicates
 
     async def _wait(self, client: Client, job_ids: list[int], bar: _Progress | None) -> None:
@@ -200,21 +238,19 @@ class Inspection:
                 bar.refresh()
 
         with anyio.CancelScope() as scope:
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._watch_signals, lambda _reason: scope.cancel(), scope)
-                outcome = await wait_for_jobs(
-                    client,
-                    distinct,
-                    terminal=self.plan.terminal,
-                    poll_interval=self.plan.poll_interval,
-                    give_up_after=self.plan.wait_timeout,
-                    batch=self.plan.batch,
-                    select=self.plan.select,
-                    progress=progress,
-                    latest=latest,
-                )
-                self.unfinished = len(outcome.unfinished)
-                group.cancel_scope.cancel()
+            self._stop = lambda _reason: scope.cancel()
+            outcome = await wait_for_jobs(
+                client,
+                distinct,
+                terminal=self.plan.terminal,
+                poll_interval=self.plan.poll_interval,
+                give_up_after=self.plan.wait_timeout,
+                batch=self.plan.batch,
+                select=self.plan.select,
+                progress=progress,
+                latest=latest,
+            )
+            self.unfinished = len(outcome.unfinished)
         for job_id in distinct:
             if job_id in latest:
                 self._emit(latest[job_id])
@@ -273,14 +309,14 @@ class Inspection:
         )
         return bar
 
-    async def _watch_signals(self, stop: Callable[[str], None], scope: anyio.CancelScope) -> None:
-        """First SIGINT/SIGTERM: stop and flush what arrived; a second one: stop at once."""
+    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
+        """First SIGINT/SIGTERM: stop what runs now and flush; a second one: stop at once."""
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
                 if self.signal_exit is None:
                     name = signal.Signals(signum).name
-                    self.signal_exit = _SIGNAL_EXIT.get(signal.Signals(signum), 130)
-                    stop(f"interrupted by {name}")
+                    self.signal_exit = _SIGNAL_EXIT.get(signal.Signals(signum), EXIT_SIGINT)
+                    self._stop(f"interrupted by {name}")
                     self.console.notice(
                         f"{name}: stopping; unanswered jobs are reported as interrupted"
                     )

@@ -37,9 +37,15 @@ def build_settings(
     password = None
     if options.password_file:
         password = read_password_file(options.password_file, console.notice)
+    url = options.url
+    if not url and not environ.get("NC_URL"):
+        # The seed's users export NC_URL from `nc cmd vovbrowser`; ask it ourselves.
+        from ._discover import discover_url
+
+        url = discover_url(path=environ.get("PATH"))
     settings = Settings.from_env(
         environ,
-        url=options.url,
+        url=url,
         user=options.user,
         password=password,
         cafile=options.cacert,
@@ -199,6 +205,7 @@ def run_cli(
         malformed=malformed,
         token=token,
         on_token=save,
+        on_token_refused=lambda: cache is not None and cache.remove(settings.url, settings.user),
     )
     return anyio.run(
         run.main, ids, backend="asyncio", backend_options={"use_uvloop": _use_uvloop(options)}

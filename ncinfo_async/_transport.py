@@ -15,6 +15,7 @@ import aiohttp
 
 from ._exceptions import (
     CertificateError,
+    ConfigError,
     ConnectError,
     DisconnectedError,
     NcInfoError,
@@ -49,8 +50,6 @@ def build_ssl_context(settings: Settings) -> ssl.SSLContext | None:
     try:
         return ssl.create_default_context(cafile=settings.cafile)
     except (OSError, ssl.SSLError) as exc:
-        from ._exceptions import ConfigError
-
         raise ConfigError(f"cannot load CA certificates from {settings.cafile}: {exc}") from None
 
 

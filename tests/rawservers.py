@@ -13,9 +13,11 @@ every connection it still holds, so nothing outlives the test::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import struct
+from collections.abc import Callable
 from types import TracebackType
 from typing import Final
 
@@ -90,7 +92,7 @@ class RawServer:
 
     Attributes:
         connections: TCP connections accepted.
-        token_requests: token POSTs answered.
+        token_requests: token POSTs received.
         job_requests: job GETs received (whatever happened to them).
     """
 
@@ -98,6 +100,8 @@ class RawServer:
         self.connections = 0
         self.token_requests = 0
         self.job_requests = 0
+        #: Set when the first token POST arrives.
+        self.token_requested = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -143,6 +147,7 @@ class RawServer:
                 method, target = request
                 if method == "POST" and target == "/api/v3/token":
                     self.token_requests += 1
+                    self.token_requested.set()
                     if not await self.token(reader, writer):
                         break
                     continue
@@ -155,10 +160,8 @@ class RawServer:
             self._writers.discard(writer)
             self._handlers.discard(task)
             writer.close()
-            try:
+            with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
-            except ConnectionError:
-                pass
 
 
 class HalfBody(RawServer):
@@ -218,7 +221,9 @@ class Garbage(RawServer):
 
 def _chunked(body: bytes, size: int = 1024) -> bytes:
     """A chunked HTTP/1.1 200 response (no Content-Length) carrying ``body``."""
-    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
     chunks = [body[i : i + size] for i in range(0, len(body), size)]
     return head + b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
 
@@ -227,7 +232,7 @@ def _chunked(body: bytes, size: int = 1024) -> bytes:
 HUGE: Final = 64 * 1024
 
 #: Valid HTTP 200 answers whose body is not the documented one-row table for the job asked.
-BAD_BODIES: Final = {
+BAD_BODIES: Final[dict[str, Callable[[int], bytes]]] = {
     "html": lambda job_id: response(
         200, b"<!DOCTYPE html><html><body>Login</body></html>", content_type="text/html"
     ),

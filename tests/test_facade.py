@@ -118,6 +118,15 @@ async def test_non_2xx_raises_http_status_error(sim: Simulator) -> None:
     assert caught.value.status == 404
 
 
+async def test_post_with_json_is_sent_once(sim: Simulator) -> None:
+    """A POST goes out once with its JSON body; the simulator's 404 comes back as an error."""
+    async with VOVRestV3Async(environ=ENV) as vrest:
+        await vrest.authorize(sim.url, "demo")
+        with pytest.raises(HTTPStatusError, match="no such endpoint: POST /api/v3/jobs"):
+            await vrest.submitRequest("POST", "/api/v3/jobs", jsonData={"autokill": 60})
+    assert sim.stats()["requests"]["unmatched"] == 1
+
+
 async def test_methods_and_bodies(sim: Simulator) -> None:
     """Only the vendor's five methods are accepted, and GET carries no body."""
     async with VOVRestV3Async(environ=ENV) as vrest:
