@@ -15,7 +15,6 @@ import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Final, TypeAlias
 from urllib.parse import quote, urlsplit
 
@@ -427,6 +426,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     text = value.strip()
     if text.isdigit():
         return min(float(text), MAX_RETRY_AFTER)
+    from email.utils import parsedate_to_datetime  # rare path; keeps start-up light
+
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):

@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from ._fanout import JobResult
-from ._protocol import SEED_FIELDS, JsonValue
+from ._protocol import SEED_FIELDS, JobResult, JsonValue
 
 __all__ = ["FORMATS", "Renderer", "Summary", "make_renderer"]
 
