@@ -151,7 +151,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             wrk_result = run_wrk(
                 nginx, tmp, jobs=jobs, seconds=wrk_seconds, connections=args.concurrency
             )
-        sweep_nginx = [] if args.quick or args.no_sweep else sweep(nginx, ids, jobs, env)
+        # A failed sweep must not void the main table above: record it, exit 1 at the end.
+        sweep_failure = None
+        sweep_nginx: list[dict[str, Any]] = []
+        sweep_sim: list[dict[str, Any]] = []
+        if not (args.quick or args.no_sweep):
+            try:
+                sweep_nginx = sweep(nginx, ids, jobs, env)
+                sweep_sim = sweep_simulator(jobs=5000, latency_ms=2.0)
+            except h.BenchFailure as exc:
+                sweep_failure = str(exc)
 
     naive = h.median_of(runs[clients[0][0]])
     rows = []
@@ -236,8 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if wrk_result is not None:
         report.data["ncinfo_fraction_of_wrk"] = m.jobs_per_s / wrk_result["requests_per_s"]
 
-    if sweep_nginx:
-        sweep_sim = sweep_simulator(jobs=5000, latency_ms=2.0)
+    if sweep_failure is not None:
+        report.add(f"Concurrency sweep FAILED: {sweep_failure}")
+    elif sweep_nginx:
         report.data["sweep"] = {"nginx": sweep_nginx, "sim_2ms": sweep_sim}
         report.add(
             "Throughput against `--concurrency` (one run each; `plot.py` draws it):"
@@ -273,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
     report.emit(args.out)
-    return 0
+    return 0 if sweep_failure is None else 1
 
 
 def _point(m: h.Measurement, concurrency: int) -> dict[str, Any]:

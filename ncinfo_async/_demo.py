@@ -14,10 +14,9 @@ import tempfile
 import time
 from collections.abc import Sequence
 
-import anyio
-
 from ._inspection import Console
 from ._render import Summary
+from ._run import run_async
 from ._settings import DEFAULT_CONCURRENCY, Settings
 
 DEMO_USER = "demo"
@@ -110,16 +109,8 @@ def demo_main(argv: Sequence[str]) -> int:
     """Run the demo; returns the exit status."""
     options = _parser().parse_args(list(argv))
     console = Console()
-    use_uvloop = not options.asyncio
-    if use_uvloop:
-        try:
-            import uvloop  # noqa: F401
-        except ImportError:
-            use_uvloop = False
     try:
-        return anyio.run(
-            _demo, options, console, backend="asyncio", backend_options={"use_uvloop": use_uvloop}
-        )
+        return run_async(_demo, options, console, force_asyncio=options.asyncio)
     except KeyboardInterrupt:
         sys.stderr.write("ncinfo demo: interrupted\n")
         return 130

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
-from typing import TYPE_CHECKING, BinaryIO
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, BinaryIO, TypeVarTuple, Unpack
 
 import anyio
 
@@ -23,7 +23,9 @@ from ._settings import Settings
 if TYPE_CHECKING:
     from ._tokencache import TokenCache
 
-__all__ = ["build_settings", "parse_fields", "run_cli", "strict_ids"]
+Args = TypeVarTuple("Args")
+
+__all__ = ["build_settings", "parse_fields", "run_async", "run_cli", "strict_ids"]
 
 
 def build_settings(
@@ -119,14 +121,20 @@ async def _as_async(ids: Iterable[int]) -> AsyncIterator[int]:
         yield job_id
 
 
-def _use_uvloop(options: argparse.Namespace) -> bool:
-    if options.asyncio:
-        return False
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def run_async(
+    func: Callable[[Unpack[Args]], Awaitable[int]], *args: *Args, force_asyncio: bool
+) -> int:
+    """Run ``func`` on uvloop when it is installed (anyio's ``use_uvloop``), else on asyncio."""
+    use_uvloop = not force_asyncio
+    if use_uvloop:
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            use_uvloop = False
+    status: int = anyio.run(
+        func, *args, backend="asyncio", backend_options={"use_uvloop": use_uvloop}
+    )
+    return status
 
 
 def _statuses(text: str) -> list[str]:
@@ -207,9 +215,7 @@ def run_cli(
         on_token=save,
         on_token_refused=lambda: cache is not None and cache.remove(settings.url, settings.user),
     )
-    return anyio.run(
-        run.main, ids, backend="asyncio", backend_options={"use_uvloop": _use_uvloop(options)}
-    )
+    return run_async(run.main, ids, force_asyncio=options.asyncio)
 
 
 def _token_cache(

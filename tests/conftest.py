@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -93,3 +94,13 @@ async def _login(
 def login() -> Login:
     """`await login(session, url[, user, password])` -> the documented auth header."""
     return _login
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No test sees the developer's NC_* variables or shares a token cache with another."""
+    for name in [name for name in os.environ if name.startswith(("NC_", "NCINFO_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("NCINFO_CACHE_DIR", str(tmp_path_factory.mktemp("token-cache")))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import stat
@@ -17,43 +16,21 @@ import pytest
 from ncinfo_async.sim import Simulator
 from ncinfo_async.sim._jobs import generate_jobs
 
+from .cliutil import cli_env, run_ncinfo
+
 T0 = 1_790_000_000.0
 
 
 def env_for(url: str | None, tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NC_", "NCINFO_"))}
-    env.update(
-        {
-            "NC_USER": "demo",
-            "NC_PASSWORD": "demo",
-            "PYTHONDEVMODE": "1",
-            "NCINFO_CACHE_DIR": str(tmp_path / "cache"),
-        }
-    )
-    if url is not None:
-        env["NC_URL"] = url
-    env.update(extra)
-    return env
+    """The CLI environment with a token cache in this test's own directory."""
+    return cli_env(url, NCINFO_CACHE_DIR=str(tmp_path / "cache"), **extra)
 
 
 async def ncinfo(
     *args: str, env: dict[str, str], stdin: bytes | None = None
 ) -> tuple[int, str, str]:
-    """Run the CLI; the bound only catches hangs."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ncinfo_async",
-        *args,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    async with asyncio.timeout(120):
-        out, err = await proc.communicate(stdin)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    run = await run_ncinfo(*args, env=env, stdin=stdin, limit=120)
+    return run.code, run.out, run.err
 
 
 @pytest.mark.asyncio

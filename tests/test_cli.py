@@ -6,11 +6,9 @@ import asyncio
 import csv
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,49 +16,15 @@ import pytest
 
 from ncinfo_async.sim import Simulator
 
+from .cliutil import cli_env, run_ncinfo
+
 SEED = Path(__file__).parent / "seed" / "nc_info.py"
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-def base_env(url: str | None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NC_")}
-    env.update({"NC_USER": "demo", "NC_PASSWORD": "demo", "USER": "demo", "PYTHONDEVMODE": "1"})
-    if url is not None:
-        env["NC_URL"] = url
-    env.update(extra)
-    return env
-
-
-async def ncinfo(
-    *args: str, env: dict[str, str], stdin: bytes | None = None, limit: float = 60
-) -> Run:
-    """Run the CLI as `python -m ncinfo_async` and wait for it (bounded, to catch hangs)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ncinfo_async",
-        *args,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    async with asyncio.timeout(limit):
-        out, err = await proc.communicate(stdin)
-    assert proc.returncode is not None
-    return Run(proc.returncode, out.decode(), err.decode())
 
 
 @pytest.mark.asyncio
 async def test_output_is_byte_identical_to_the_seed(sim: Simulator) -> None:
     """`ncinfo 1 2` prints exactly what the documented nc_info.py prints for the same jobs."""
-    env = base_env(sim.url)
+    env = cli_env(sim.url)
     seed = await asyncio.create_subprocess_exec(
         sys.executable,
         str(SEED),
@@ -73,7 +37,7 @@ async def test_output_is_byte_identical_to_the_seed(sim: Simulator) -> None:
     )
     seed_out, seed_err = await seed.communicate()
     assert seed.returncode == 0, seed_err.decode()
-    ours = await ncinfo("1", "000000002", "17", env=env)
+    ours = await run_ncinfo("1", "000000002", "17", env=env)
     assert ours.code == 0
     assert ours.out.encode() == seed_out
     assert ours.out.count("User,Group      ") == 3
@@ -94,7 +58,7 @@ async def test_stdin_nc_list_and_nc_run_lines(sim: Simulator) -> None:
         b"\xff\xfe\n"
         b"5\n"
     )
-    run = await ncinfo("--format", "ndjson", env=base_env(sim.url), stdin=stdin)
+    run = await run_ncinfo("--format", "ndjson", env=cli_env(sim.url), stdin=stdin)
     assert run.code == 0
     assert [json.loads(line)["id"] for line in run.out.splitlines()] == [3, 4, 5]
     assert "skipped 2 malformed input line(s)" in run.err
@@ -105,7 +69,7 @@ async def test_stdin_nc_list_and_nc_run_lines(sim: Simulator) -> None:
 @pytest.mark.asyncio
 async def test_strict_refuses_bad_input_before_any_request(sim: Simulator) -> None:
     """--strict makes a malformed line fatal (exit 2) and sends nothing, not even a token."""
-    run = await ncinfo("--strict", env=base_env(sim.url), stdin=b"1\n2x\n3\n")
+    run = await run_ncinfo("--strict", env=cli_env(sim.url), stdin=b"1\n2x\n3\n")
     assert run.code == 2
     assert "line 2" in run.err
     assert sim.stats()["requests_total"] == 0
@@ -114,7 +78,7 @@ async def test_strict_refuses_bad_input_before_any_request(sim: Simulator) -> No
 @pytest.mark.asyncio
 async def test_unknown_ids_exit_1_and_known_jobs_print(sim: Simulator) -> None:
     """Unknown IDs among known ones: every known job printed, each unknown on stderr, exit 1."""
-    run = await ncinfo("--format", "csv", "1", "9999", "2", "8888", env=base_env(sim.url))
+    run = await run_ncinfo("--format", "csv", "1", "9999", "2", "8888", env=cli_env(sim.url))
     assert run.code == 1
     rows = list(csv.DictReader(io.StringIO(run.out)))
     assert [row["ID"] for row in rows] == ["000000001", "000000002"]
@@ -125,7 +89,7 @@ async def test_unknown_ids_exit_1_and_known_jobs_print(sim: Simulator) -> None:
 @pytest.mark.asyncio
 async def test_wrong_password_exits_2_after_one_token_request(sim: Simulator) -> None:
     """A wrong password: exit 2, a clear message, one token request, no job request."""
-    run = await ncinfo("1", "2", "3", env=base_env(sim.url, NC_PASSWORD="nope"))
+    run = await run_ncinfo("1", "2", "3", env=cli_env(sim.url, NC_PASSWORD="nope"))
     assert run.code == 2
     assert "refused the token request" in run.err
     assert "nope" not in run.err
@@ -136,7 +100,7 @@ async def test_wrong_password_exits_2_after_one_token_request(sim: Simulator) ->
 @pytest.mark.asyncio
 async def test_missing_url_exits_2() -> None:
     """Without NC_URL or --url the command says what to set and exits 2."""
-    run = await ncinfo("1", env=base_env(None))
+    run = await run_ncinfo("1", env=cli_env(None))
     assert run.code == 2
     assert "NC_URL" in run.err
 
@@ -144,7 +108,7 @@ async def test_missing_url_exits_2() -> None:
 @pytest.mark.asyncio
 async def test_empty_input_exits_2(sim: Simulator) -> None:
     """No job IDs at all is a usage error, and nothing is sent."""
-    run = await ncinfo(env=base_env(sim.url), stdin=b"\n# nothing\n")
+    run = await run_ncinfo(env=cli_env(sim.url), stdin=b"\n# nothing\n")
     assert run.code == 2
     assert "no job IDs" in run.err
     assert sim.stats()["requests_total"] == 0
@@ -153,7 +117,9 @@ async def test_empty_input_exits_2(sim: Simulator) -> None:
 @pytest.mark.asyncio
 async def test_unreachable_server_exits_2(unused_tcp_port: int) -> None:
     """A server that refuses connections is one clear error and exit 2."""
-    run = await ncinfo("1", "--attempts", "1", env=base_env(f"http://127.0.0.1:{unused_tcp_port}"))
+    run = await run_ncinfo(
+        "1", "--attempts", "1", env=cli_env(f"http://127.0.0.1:{unused_tcp_port}")
+    )
     assert run.code == 2
     assert "cannot connect" in run.err
 
@@ -163,7 +129,7 @@ async def test_unreachable_server_exits_2(unused_tcp_port: int) -> None:
 async def test_every_format_reads_back(sim: Simulator, fmt: str) -> None:
     """Each format carries the same 20 jobs, checked with the standard library's readers."""
     ids = "\n".join(str(i) for i in range(1, 21)).encode()
-    run = await ncinfo("--format", fmt, "--summary", env=base_env(sim.url), stdin=ids)
+    run = await run_ncinfo("--format", fmt, "--summary", env=cli_env(sim.url), stdin=ids)
     assert run.code == 0, run.err
     expected = [f"{i:09d}" for i in range(1, 21)]
     if fmt == "json":
@@ -188,8 +154,8 @@ async def test_every_format_reads_back(sim: Simulator, fmt: str) -> None:
 @pytest.mark.asyncio
 async def test_fields_are_case_insensitive(sim: Simulator) -> None:
     """--fields takes any case and returns upper-case field names."""
-    run = await ncinfo(
-        "--format", "ndjson", "--fields", "id,statusNC,priority", "7", env=base_env(sim.url)
+    run = await run_ncinfo(
+        "--format", "ndjson", "--fields", "id,statusNC,priority", "7", env=cli_env(sim.url)
     )
     fields = json.loads(run.out)["fields"]
     assert list(fields) == ["ID", "STATUSNC", "PRIORITY"]
@@ -200,14 +166,14 @@ async def test_https_cacert_and_insecure(sim_factory: Any, tmp_path: Path) -> No
     """HTTPS: verified with --cacert; refused without it; --insecure works and warns once."""
     sim = await sim_factory(jobs=5, tls=True)
     ca = sim.write_ca(tmp_path / "ca.pem")
-    env = base_env(sim.url)
-    verified = await ncinfo("--cacert", str(ca), "1", env=env)
+    env = cli_env(sim.url)
+    verified = await run_ncinfo("--cacert", str(ca), "1", env=env)
     assert verified.code == 0
     assert "Job             000000001" in verified.out
-    refused = await ncinfo("1", env=env)
+    refused = await run_ncinfo("1", env=env)
     assert refused.code == 2
     assert "not trusted" in refused.err
-    insecure = await ncinfo("--insecure", "1", env=env)
+    insecure = await run_ncinfo("--insecure", "1", env=env)
     assert insecure.code == 0
     assert insecure.err.count("WARNING: TLS certificate verification is OFF") == 1
 
@@ -218,20 +184,20 @@ async def test_password_file_and_its_permissions(sim: Simulator, tmp_path: Path)
     secret = tmp_path / "pw"
     secret.write_text("demo\n")
     secret.chmod(0o644)
-    env = base_env(sim.url)
+    env = cli_env(sim.url)
     del env["NC_PASSWORD"]
-    run = await ncinfo("--password-file", str(secret), "1", env=env)
+    run = await run_ncinfo("--password-file", str(secret), "1", env=env)
     assert run.code == 0
     assert "readable by group or others" in run.err
     secret.chmod(0o600)
-    quiet = await ncinfo("--password-file", str(secret), "1", env=env)
+    quiet = await run_ncinfo("--password-file", str(secret), "1", env=env)
     assert "readable" not in quiet.err
 
 
 @pytest.mark.asyncio
 async def test_no_password_and_no_terminal_is_a_clear_error(sim: Simulator) -> None:
     """With no password source and no terminal to prompt on, exit 2 and say what to do."""
-    env = base_env(sim.url)
+    env = cli_env(sim.url)
     del env["NC_PASSWORD"]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -265,7 +231,7 @@ async def test_sigterm_flushes_and_exits_143(sim_factory: Any) -> None:
         *map(str, range(1, 401)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=base_env(sim.url),
+        env=cli_env(sim.url),
     )
     assert proc.stdout is not None
     async with asyncio.timeout(60):

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,6 +19,7 @@ from ncinfo_async import Client, Settings
 from ncinfo_async._fanout import JobResult
 from ncinfo_async.sim import FaultConfig
 
+from .cliutil import assert_clean_exit, cli_env, run_ncinfo, start_ncinfo
 from .rawservers import (
     BAD_BODIES,
     HUGE,
@@ -76,57 +73,6 @@ def exactly_once(results: list[JobResult], requested: Iterable[int]) -> dict[int
 
 def kinds(results: Iterable[JobResult]) -> set[str]:
     return {result.error.kind if result.error else "ok" for result in results}
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.out.splitlines()]
-
-
-def base_env(url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NC_")}
-    env.update({"NC_USER": "demo", "NC_PASSWORD": "demo", "USER": "demo", "PYTHONDEVMODE": "1"})
-    env["NC_URL"] = url
-    env.update(extra)
-    return env
-
-
-async def start_ncinfo(*args: str, url: str, stdin: bool = False) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ncinfo_async",
-        *args,
-        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=base_env(url),
-    )
-
-
-async def ncinfo(*args: str, url: str, stdin: bytes | None = None, limit: float = 60) -> Run:
-    """Run the CLI as `python -m ncinfo_async` and wait for it (bounded, to catch hangs)."""
-    proc = await start_ncinfo(*args, url=url, stdin=stdin is not None)
-    try:
-        async with asyncio.timeout(limit):
-            out, err = await proc.communicate(stdin)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return Run(proc.returncode, out.decode(), err.decode())
-
-
-def assert_clean_exit(err: str) -> None:
-    """No traceback, unclosed session/transport or unawaited coroutine (PYTHONDEVMODE=1)."""
-    for sign in ("Traceback", "Unclosed", "unclosed", "never awaited"):
-        assert sign not in err, err
 
 
 def ids_stdin(ids: Iterable[int]) -> bytes:
@@ -230,14 +176,14 @@ async def test_job_budget_bounds_a_server_that_never_answers() -> None:
 async def test_cli_deadline_against_a_silent_server() -> None:
     """`--deadline 2` with no answers: ends, every ID once as `deadline` in input order, exit 1."""
     async with Silent() as url:
-        run = await ncinfo(
+        run = await run_ncinfo(
             "--format",
             "ndjson",
             "--deadline",
             "2",
             "--concurrency",
             "8",
-            url=url,
+            env=cli_env(url),
             stdin=ids_stdin([*range(1, 101), 7, 50]),
             limit=30,
         )
@@ -253,7 +199,7 @@ async def test_cli_read_timeout_per_attempt_without_deadline() -> None:
     """`--timeout 0.5 --attempts 2` with no answers: each ID once as `timeout`, 2 GETs each."""
     server = Silent()
     async with server as url:
-        run = await ncinfo(
+        run = await run_ncinfo(
             "--format",
             "ndjson",
             "--timeout",
@@ -261,7 +207,7 @@ async def test_cli_read_timeout_per_attempt_without_deadline() -> None:
             "--attempts",
             "2",
             *map(str, range(1, 11)),
-            url=url,
+            env=cli_env(url),
             limit=30,
         )
     assert run.code == 1, run.err
@@ -276,8 +222,8 @@ async def test_cli_deadline_covers_a_hanging_token_request() -> None:
     """`--deadline 2` when the token POST never answers: the run still ends, IDs as `deadline`."""
     async with Silent(token_too=True) as url:
         try:
-            run = await ncinfo(
-                "--format", "ndjson", "--deadline", "2", "1", "2", "3", url=url, limit=15
+            run = await run_ncinfo(
+                "--format", "ndjson", "--deadline", "2", "1", "2", "3", env=cli_env(url), limit=15
             )
         except TimeoutError:
             pytest.fail("ncinfo --deadline 2 was still running after 15 s (killed)")
@@ -296,7 +242,7 @@ async def test_cli_signal_during_authentication_exits_cleanly(
     """A signal while the token request hangs: documented exit status, no traceback."""
     server = Silent(token_too=True)
     async with server as url:
-        proc = await start_ncinfo("--format", "ndjson", "1", "2", "3", url=url)
+        proc = await start_ncinfo("--format", "ndjson", "1", "2", "3", env=cli_env(url))
         try:
             async with asyncio.timeout(30):
                 await server.token_requested.wait()
@@ -323,8 +269,8 @@ async def test_cli_3000_ids_through_503s_drops_and_forced_closes(sim_factory: Si
         error_rate=0.10, error_status=503, drop_rate=0.05, close_after_response=True
     )
     sim = await sim_factory(jobs=3000, faults=faults)
-    run = await ncinfo(
-        "--format", "ndjson", url=sim.url, stdin=ids_stdin(range(1, 3001)), limit=150
+    run = await run_ncinfo(
+        "--format", "ndjson", env=cli_env(sim.url), stdin=ids_stdin(range(1, 3001)), limit=150
     )
     assert run.code == 0, run.err[-2000:]
     lines = run.lines()
@@ -440,7 +386,7 @@ async def test_sigint_mid_run_reports_what_was_read_and_exits_130(
     """SIGINT mid-run: exit 130; the IDs read so far each once (a prefix), the rest interrupted."""
     sim = await sim_factory(jobs=400, latency_ms=50)
     proc = await start_ncinfo(
-        "--format", "ndjson", "--concurrency", "4", *map(str, range(1, 401)), url=sim.url
+        "--format", "ndjson", "--concurrency", "4", *map(str, range(1, 401)), env=cli_env(sim.url)
     )
     assert proc.stdout is not None
     try:
