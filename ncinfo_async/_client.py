@@ -315,7 +315,7 @@ class Client:
         path = job_path(job_id)
         url = self.settings.url + path
         try:
-            with anyio.fail_after(self.settings.job_budget):
+            async with asyncio.timeout(self.settings.job_budget):
                 answer = await self.get(path, job_id=job_id)
             fields: JobFields = parse_job(answer.status, answer.body, job_id=job_id, url=url)
         except AuthError:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import builtins
 import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
@@ -27,7 +25,7 @@ from ._protocol import JsonValue
 from ._settings import Settings
 from ._version import __version__
 
-__all__ = ["Answer", "build_ssl_context", "map_errors", "open_session", "send"]
+__all__ = ["Answer", "build_ssl_context", "open_session", "send", "translate"]
 
 
 def build_ssl_context(settings: Settings) -> ssl.SSLContext | None:
@@ -93,21 +91,16 @@ class Answer:
     retry_after: str | None
 
 
-@asynccontextmanager
-async def map_errors(url: str, job_id: int | None) -> AsyncIterator[None]:
-    """Convert aiohttp and socket errors into the ncinfo exception tree."""
-    try:
-        yield
-    except NcInfoError:
-        raise
-    except aiohttp.ClientConnectorCertificateError as exc:
-        raise CertificateError(
+def translate(exc: BaseException, url: str, job_id: int | None) -> NcInfoError:
+    """The ncinfo error for an aiohttp or socket error: the one place they are converted."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return CertificateError(
             f"TLS certificate of {url.split('/api/')[0]} not trusted: {exc.certificate_error}; "
             "pass --cacert with the server's CA, or --insecure for a self-signed server",
             url=url,
             job_id=job_id,
-        ) from exc
-    except aiohttp.ClientConnectorSSLError as exc:
+        )
+    if isinstance(exc, aiohttp.ClientConnectorSSLError):
         error = ConnectError(
             f"TLS handshake with {exc.host}:{exc.port} failed: {exc.os_error}; "
             "does the server speak https on that port?",
@@ -115,30 +108,29 @@ async def map_errors(url: str, job_id: int | None) -> AsyncIterator[None]:
             job_id=job_id,
         )
         error.retryable = False  # a protocol mismatch does not heal by retrying
-        raise error from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise ConnectError(
+        return error
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ConnectError(
             f"cannot connect to {exc.host}:{exc.port}: {exc.os_error}", url=url, job_id=job_id
-        ) from exc
-    except (aiohttp.ServerTimeoutError, builtins.TimeoutError) as exc:
-        raise TimeoutError(
+        )
+    if isinstance(exc, aiohttp.ServerTimeoutError | builtins.TimeoutError):
+        return TimeoutError(
             f"timed out waiting for the server ({str(exc) or 'no answer'})", url=url, job_id=job_id
-        ) from exc
-    except aiohttp.ClientPayloadError as exc:
-        raise DisconnectedError(f"the answer was cut short: {exc}", url=url, job_id=job_id) from exc
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionError) as exc:
-        raise DisconnectedError(
+        )
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return DisconnectedError(f"the answer was cut short: {exc}", url=url, job_id=job_id)
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | OSError):
+        return DisconnectedError(
             f"the server closed the connection: {str(exc) or type(exc).__name__}",
             url=url,
             job_id=job_id,
-        ) from exc
-    except aiohttp.ClientResponseError as exc:
+        )
+    if isinstance(exc, aiohttp.ClientResponseError):
         # aiohttp raises this for bytes that are not HTTP at all.
-        raise ResponseFormatError(
+        return ResponseFormatError(
             f"the server's answer is not valid HTTP: {exc.message}", url=url, job_id=job_id
-        ) from exc
-    except aiohttp.ClientError as exc:
-        raise TransportError(f"request failed: {exc}", url=url, job_id=job_id) from exc
+        )
+    return TransportError(f"request failed: {exc}", url=url, job_id=job_id)
 
 
 async def send(
@@ -158,30 +150,39 @@ async def send(
         TransportError: (and subclasses) no complete answer.
         ResponseFormatError: the body is too large or the bytes are not HTTP.
     """
-    async with (
-        map_errors(url, job_id),
-        session.request(
+    try:
+        async with session.request(
             method, url, headers=headers, data=data, json=json, allow_redirects=False
-        ) as response,
-    ):
-        length = response.content_length
-        if length is not None:
-            if length > max_body:
+        ) as response:
+            return await _read(response, url, job_id, max_body)
+    except NcInfoError:
+        raise
+    except (aiohttp.ClientError, OSError, builtins.TimeoutError) as exc:
+        raise translate(exc, url, job_id) from exc
+
+
+async def _read(
+    response: aiohttp.ClientResponse, url: str, job_id: int | None, max_body: int
+) -> Answer:
+    """The whole body of an answer, refusing more than ``max_body`` bytes."""
+    length = response.content_length
+    if length is not None:
+        if length > max_body:
+            raise ResponseFormatError(
+                f"answer of {length} bytes exceeds the {max_body}-byte limit",
+                url=url,
+                job_id=job_id,
+            )
+        body = await response.read()
+    else:
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > max_body:
                 raise ResponseFormatError(
-                    f"answer of {length} bytes exceeds the {max_body}-byte limit",
-                    url=url,
-                    job_id=job_id,
+                    f"answer exceeds the {max_body}-byte limit", url=url, job_id=job_id
                 )
-            body = await response.read()
-        else:
-            parts: list[bytes] = []
-            size = 0
-            async for chunk in response.content.iter_chunked(64 * 1024):
-                size += len(chunk)
-                if size > max_body:
-                    raise ResponseFormatError(
-                        f"answer exceeds the {max_body}-byte limit", url=url, job_id=job_id
-                    )
-                parts.append(chunk)
-            body = b"".join(parts)
-        return Answer(response.status, body, response.headers.get("Retry-After"))
+            parts.append(chunk)
+        body = b"".join(parts)
+    return Answer(response.status, body, response.headers.get("Retry-After"))
