@@ -273,3 +273,16 @@ def test_demo_runs_end_to_end() -> None:
     assert out.returncode == 0, out.stderr
     assert "300 jobs inspected, 0 failed" in out.stdout
     assert "token requests:        2" in out.stdout
+
+
+@pytest.mark.asyncio
+async def test_verbose_logs_redact_credentials(sim: Simulator) -> None:
+    """-vv logs every request but never the token or the password."""
+    run = await run_ncinfo("-vv", "1", "2", env=cli_env(sim.url, NC_PASSWORD="s3cret-pw"))
+    assert run.code == 2  # a refused password must not be echoed in the error either
+    good = await run_ncinfo("-vv", "1", env=cli_env(sim.url))
+    assert good.code == 0
+    assert "GET " + sim.url + "/api/v3/jobs/1 -> 200" in good.err
+    assert "Authorization: Bearer:<redacted" in good.err
+    assert "eyJ" not in good.err  # no JWT, header or payload
+    assert "s3cret-pw" not in run.err + run.out
