@@ -23,6 +23,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, urlencode, urlsplit
 
+import anyio
+
 from ._client import Client
 from ._exceptions import ConfigError
 from ._protocol import (
@@ -34,7 +36,7 @@ from ._protocol import (
     normalize_base_url,
 )
 from ._settings import DEFAULT_CONCURRENCY, Settings
-from ._transport import open_session
+from ._transport import build_ssl_context, open_session
 
 if TYPE_CHECKING:
     import aiohttp
@@ -254,7 +256,8 @@ class VOVRestV3Async:
         if not same_server and self._session is not self._given_session:
             await self.close()
         if self._session is None:
-            self._session = open_session(settings)
+            context = await anyio.to_thread.run_sync(build_ssl_context, settings)
+            self._session = open_session(settings, context)
         self._settings = settings
         self._client = Client(settings, token=token, session=self._session)
 

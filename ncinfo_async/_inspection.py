@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Protocol, TextIO
 
 import anyio
 
+# Imported here, before the event loop starts, so that importing aiohttp does not stall it;
+# `ncinfo --help` never imports this module.
+from ._client import Client
 from ._exceptions import AuthError, ConnectError, NcInfoError
 from ._exitcodes import (
     EXIT_FAIL_ON,
@@ -28,7 +31,6 @@ from ._render import Renderer, Summary
 from ._settings import Settings
 
 if TYPE_CHECKING:
-    from ._client import Client
     from ._fanout import FanOut
 
 __all__ = ["Console", "Inspection", "Plan"]
@@ -131,8 +133,6 @@ class Inspection:
 
     async def main(self, ids: AsyncIterable[int]) -> int:
         """The whole run; SIGINT/SIGTERM stop it cleanly at any stage, login included."""
-        from ._client import Client
-
         self._started = anyio.current_time()
         try:
             async with (

@@ -51,14 +51,14 @@ def build_ssl_context(settings: Settings) -> ssl.SSLContext | None:
         raise ConfigError(f"cannot load CA certificates from {settings.cafile}: {exc}") from None
 
 
-def open_session(settings: Settings) -> aiohttp.ClientSession:
-    """A session with one tuned connector for the whole run."""
+def open_session(settings: Settings, ssl_context: ssl.SSLContext | None) -> aiohttp.ClientSession:
+    """A session with one tuned connector for the whole run, using ``ssl_context`` for https."""
     connector = aiohttp.TCPConnector(
         # One connection per in-flight request, plus one so a token request never waits
         # for a pool slot: waiting for the pool must not eat a request's timeout.
         limit=settings.concurrency + 1,
         force_close=not settings.keepalive,
-        ssl=build_ssl_context(settings) or True,
+        ssl=ssl_context or True,
         ttl_dns_cache=300,
     )
     timeout = aiohttp.ClientTimeout(

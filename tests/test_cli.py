@@ -286,3 +286,31 @@ async def test_verbose_logs_redact_credentials(sim: Simulator) -> None:
     assert "Authorization: Bearer:<redacted" in good.err
     assert "eyJ" not in good.err  # no JWT, header or payload
     assert "s3cret-pw" not in run.err + run.out
+
+
+@pytest.mark.asyncio
+async def test_progress_bar_only_when_asked_or_on_a_terminal(sim_factory: Any) -> None:
+    """A long run shows a progress bar with --progress; piped stderr gets none by default."""
+    sim = await sim_factory(jobs=300, latency_ms=20)
+    ids = "\n".join(map(str, range(1, 301))).encode()
+    forced = await run_ncinfo(
+        "--progress", "--format", "ndjson", "--concurrency", "4", env=cli_env(sim.url), stdin=ids
+    )
+    assert forced.code == 0
+    assert "\r" in forced.err
+    assert "job/s" in forced.err
+    piped = await run_ncinfo(
+        "--format", "ndjson", "--concurrency", "4", env=cli_env(sim.url), stdin=ids
+    )
+    assert piped.code == 0
+    assert piped.err == ""
+
+
+@pytest.mark.asyncio
+async def test_plain_asyncio_loop_switch(sim: Simulator) -> None:
+    """--asyncio runs on the standard event loop and gives the same output as uvloop."""
+    plain = await run_ncinfo("--asyncio", "3", "4", env=cli_env(sim.url))
+    default = await run_ncinfo("3", "4", env=cli_env(sim.url))
+    assert plain.code == default.code == 0
+    assert plain.out.count("Job ") == 2
+    assert plain.out.splitlines()[0] == default.out.splitlines()[0]
