@@ -373,37 +373,29 @@ class Client:
         settings = self.settings
         if deadline is None or deadline == math.inf:
             deadline = settings.deadline
-        if not batch:
-
-            async def fetch_one(ids: list[int]) -> list[JobResult]:
-                return [await self.fetch_job(ids[0])]
-
-            return FanOut(
-                fetch_one,
-                job_ids,
-                workers=settings.concurrency,
-                order=settings.order,
-                window=settings.reorder_window,
-                deadline=deadline,
-            )
         fields = batch_select(select)
-        # Leave room for one more ID past the budget: a batch stops growing at the budget.
-        budget = settings.url_budget - len(query_path(fields, [])) - MAX_ID_COST
-        if budget < MAX_ID_COST:
-            raise ConfigError(f"a URL budget of {settings.url_budget} bytes is too small")
 
-        async def fetch_many(ids: list[int]) -> list[JobResult]:
-            return await self.fetch_batch(ids, fields)
+        async def fetch(ids: list[int]) -> list[JobResult]:
+            if batch:
+                return await self.fetch_batch(ids, fields)
+            return [await self.fetch_job(ids[0])]
 
+        budget, cost = 1, None  # one ID per fetch
+        if batch:
+            # Leave room for one more ID past the budget: a batch stops growing at the budget.
+            budget = settings.url_budget - len(query_path(fields, [])) - MAX_ID_COST
+            cost = id_cost
+            if budget < MAX_ID_COST:
+                raise ConfigError(f"a URL budget of {settings.url_budget} bytes is too small")
         return FanOut(
-            fetch_many,
+            fetch,
             job_ids,
             workers=settings.concurrency,
             order=settings.order,
             window=settings.reorder_window,
             deadline=deadline,
             batch_budget=budget,
-            batch_cost=id_cost,
+            batch_cost=cost,
         )
 
     async def fetch_batch(self, job_ids: list[int], select: Sequence[str]) -> list[JobResult]:
