@@ -83,6 +83,12 @@ class LineParser:
             line = raw.decode("utf-8").strip()
         except UnicodeDecodeError:
             return Malformed(self.line_number, "line is not valid UTF-8")
+        if line.isascii() and line.isdigit():  # the common case: one bare ID per line
+            self._seen_content = True
+            try:
+                return parse_job_id(line)
+            except InputError as exc:
+                return Malformed(self.line_number, exc.message)
         if not line or line.startswith("#") or _RULE.match(line):
             return None
         first_content = not self._seen_content

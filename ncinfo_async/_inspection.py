@@ -129,6 +129,7 @@ class Inspection:
         self._stop: Callable[[str], None] = lambda _reason: None
         self.connect_failures = 0
         self.fail_on_hits = 0
+        self._fail_on = {name.lower() for name in plan.fail_on}
         self.unfinished = 0
 
     async def main(self, ids: AsyncIterable[int]) -> int:
@@ -266,7 +267,7 @@ class Inspection:
         error = result.error
         if error is None:
             status = str((result.fields or {}).get("STATUSNC", "")).lower()
-            if status in {name.lower() for name in self.plan.fail_on}:
+            if status in self._fail_on:
                 self.fail_on_hits += 1
             return
         if isinstance(error, ConnectError):

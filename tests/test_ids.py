@@ -53,6 +53,7 @@ LINES: list[tuple[bytes, int | Malformed | None]] = [
     (b"\xff\xfe1138\n", Malformed(12, "line is not valid UTF-8")),
     (b"0 Done\n", Malformed(13, "job ID 0 is not a job")),
     (b"7" * (MAX_LINE_BYTES + 1), Malformed(14, f"line longer than {MAX_LINE_BYTES} bytes")),
+    (b"1" * 19 + b"\n", Malformed(15, "job ID too long (19 digits): '1111111111111111111'")),
     (b"000000007", 7),  # last line without a newline
 ]
 
