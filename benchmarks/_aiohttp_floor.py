@@ -17,17 +17,15 @@ import sys
 
 import aiohttp
 
-try:
-    import uvloop
-except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-    uvloop = None
-
 
 async def fetch_all(url: str, ids: list[str], concurrency: int) -> int:
     """Fetch every job with ``concurrency`` workers; return how many answered 200."""
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
-        form = {"username": os.environ["NC_USER"], "password": os.environ["NC_PASSWORD"]}
+        form = {
+            "username": os.environ["NC_USER"],
+            "password": os.environ["NC_PASSWORD"],
+        }
         async with session.post(f"{url}/api/v3/token", data=form) as response:
             token = await response.json()
         headers = {"Authorization": f"{token['token_type']}:{token['access_token']}"}
@@ -51,8 +49,13 @@ def main() -> int:
     """Read IDs from stdin and fetch them; exit 0 when every job answered 200."""
     concurrency = int(sys.argv[1]) if len(sys.argv) > 1 else 32
     ids = [line.strip() for line in sys.stdin if line.strip()]
-    run = uvloop.run if uvloop is not None else asyncio.run
-    ok = run(fetch_all(os.environ["NC_URL"].rstrip("/"), ids, concurrency))
+    coro = fetch_all(os.environ["NC_URL"].rstrip("/"), ids, concurrency)
+    try:
+        import uvloop
+    except ImportError:  # uvloop is a dependency on Linux; elsewhere fall back
+        ok = asyncio.run(coro)
+    else:
+        ok = int(uvloop.run(coro))
     return 0 if ok == len(ids) else 1
 
 

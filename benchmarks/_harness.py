@@ -2,15 +2,18 @@
 
 Every benchmark runs each client as its own process and each server in another, so that
 client and server CPU are measured apart: a client's CPU time and peak RSS come from
-``os.wait4`` on that child alone, the server's from ``psutil`` on the server's process.
+``os.wait4`` on that child alone, the server's from ``psutil`` (or ``/proc``) on the
+server's process.
 
-Nothing here prints except `announce`; the scripts decide what goes to stdout.
+Only `announce` (progress, on stderr), `skip` and `Report.emit` print; the scripts decide
+what goes to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import http.client
 import importlib.util
 import json
@@ -34,7 +37,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
-import psutil
+try:
+    import psutil
+except ImportError:  # the bench extra is not installed: read /proc instead (Linux only)
+    psutil = None
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -266,14 +272,19 @@ def run_measured(
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(
-            list(cmd), stdin=stdin_file, stdout=subprocess.PIPE, stderr=err, env=full_env
+            list(cmd),
+            stdin=stdin_file,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=full_env,
         )
         assert proc.stdout is not None
 
         def count_stdout() -> None:
             nonlocal lines
             assert proc.stdout is not None
-            while chunk := proc.stdout.read1(1 << 16):
+            fd = proc.stdout.fileno()
+            while chunk := os.read(fd, 1 << 16):
                 lines += chunk.count(b"\n")
                 if keep_stdout:
                     kept.append(chunk)
@@ -426,13 +437,33 @@ def walls(runs: Sequence[Measurement]) -> str:
 
 def process_cpu_s(pid: int) -> float:
     """User + system CPU seconds used so far by a running process (the server)."""
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+    if psutil is not None:
+        times = psutil.Process(pid).cpu_times()
+        return float(times.user + times.system)
+    # Fields 14 and 15 of /proc/PID/stat, after the parenthesised command name.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def process_rss_mib(pid: int) -> float:
     """Current resident set size of a running process, in MiB."""
-    return psutil.Process(pid).memory_info().rss / (1 << 20)
+    if psutil is not None:
+        return float(psutil.Process(pid).memory_info().rss) / (1 << 20)
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def child_pids(pid: int) -> list[int]:
+    """Process IDs of the direct children of a process."""
+    if psutil is not None:
+        return [child.pid for child in psutil.Process(pid).children()]
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            children += [int(c) for c in (task / "children").read_text().split()]
+    return children
 
 
 # --- Servers ----------------------------------------------------------------------------------
@@ -720,14 +751,14 @@ _NUMERIC = re.compile(r"^[-+]?[\d,.]+(x|%|-[\d,.]+)?$")
 
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """A GitHub Markdown table; numeric columns (by their first row) are right-aligned."""
-    rows = [[str(cell) for cell in row] for row in rows]
+    cells = [[str(cell) for cell in row] for row in rows]
     aligns = []
     for index in range(len(headers)):
-        sample = rows[0][index] if rows else ""
+        sample = cells[0][index] if cells else ""
         numeric = bool(_NUMERIC.match(sample))
         aligns.append("---:" if numeric else "---")
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(aligns) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(lines)
 
 
@@ -801,7 +832,8 @@ class Report:
                 "data": self.data,
             }
             (out_dir / f"{self.name}.json").write_text(
-                json.dumps(payload, indent=1, default=_json_default) + "\n", encoding="utf-8"
+                json.dumps(payload, indent=1, default=_json_default) + "\n",
+                encoding="utf-8",
             )
 
 
@@ -832,7 +864,13 @@ def tree_state() -> str:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return f"{head} (ncinfo_async with uncommitted changes)" if dirty else head
+    if not dirty:
+        return head
+    # Identify the uncommitted client by content, so runs on the same code can be matched.
+    digest = hashlib.sha256()
+    for path in sorted((REPO_DIR / "ncinfo_async").rglob("*.py")):
+        digest.update(path.read_bytes())
+    return f"{head} + uncommitted ncinfo_async (sources sha256 {digest.hexdigest()[:12]})"
 
 
 def command_line(argv: Sequence[str] | None) -> str:
@@ -866,7 +904,8 @@ JOB_FIELDS = (
     "DURATIONPP", "EXIT", "RESOURCES", "DIR", "MAXRAM", "CPUTIME",
 )  # fmt: skip
 _COLUMNS_JSON = json.dumps(
-    [{"col": pos, "field": name} for pos, name in enumerate(JOB_FIELDS)], separators=(",", ":")
+    [{"col": pos, "field": name} for pos, name in enumerate(JOB_FIELDS)],
+    separators=(",", ":"),
 )
 
 
@@ -998,8 +1037,8 @@ class NginxServer:
     def pid(self) -> int:
         """Process ID of the nginx worker (the one that does the work)."""
         assert self._proc is not None
-        children = psutil.Process(self._proc.pid).children()
-        return children[0].pid if children else self._proc.pid
+        children = child_pids(self._proc.pid)
+        return children[0] if children else self._proc.pid
 
     def __enter__(self) -> NginxServer:
         nginx = find_tool("nginx")
@@ -1023,7 +1062,15 @@ class NginxServer:
                 )
             )
             self._proc = subprocess.Popen(
-                [nginx, "-p", str(root), "-c", str(conf), "-e", str(root / "error.log")],
+                [
+                    nginx,
+                    "-p",
+                    str(root),
+                    "-c",
+                    str(conf),
+                    "-e",
+                    str(root / "error.log"),
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
