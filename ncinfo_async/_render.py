@@ -25,6 +25,10 @@ FORMATS: Final[tuple[Format, ...]] = ("text", "json", "ndjson", "csv", "table")
 #: Rows the table format reads before fixing its column widths.
 TABLE_SAMPLE: Final = 100
 
+#: One encoder for every line: ``json.dumps`` with non-default arguments builds a new
+#: encoder per call, which costs about a fifth of encoding a job row.
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
 
 @dataclass(slots=True)
 class Summary:
@@ -94,7 +98,7 @@ def _text(value: JsonValue) -> str:
     if value is None:
         return ""
     if isinstance(value, list | dict):
-        return json.dumps(value, separators=(",", ":"))
+        return _compact(value)
     return str(value)
 
 
@@ -166,7 +170,7 @@ class NdjsonRenderer(Renderer):
     shows_errors = True
 
     def result(self, result: JobResult) -> str:
-        return json.dumps(result_object(result, self.fields), separators=(",", ":")) + "\n"
+        return _compact(result_object(result, self.fields)) + "\n"
 
     def finish(self, summary: Summary | None) -> str:
         return ""  # a summary line would not be a result; the CLI sends it to stderr
@@ -187,12 +191,12 @@ class JsonRenderer(Renderer):
     def result(self, result: JobResult) -> str:
         separator = "\n" if self._first else ",\n"
         self._first = False
-        return separator + json.dumps(result_object(result, self.fields), separators=(",", ":"))
+        return separator + _compact(result_object(result, self.fields))
 
     def finish(self, summary: Summary | None) -> str:
         tail = "\n]" if not self._first else "]"
         if summary is not None:
-            tail += ',\n"summary": ' + json.dumps(summary.as_dict(), separators=(",", ":"))
+            tail += ',\n"summary": ' + _compact(summary.as_dict())
         return tail + "}\n"
 
 
