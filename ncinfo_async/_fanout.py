@@ -82,6 +82,7 @@ class FanOut:
         self._stop_error: Callable[[int], NcInfoError] | None = None
         self._timeout: asyncio.Timeout | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._results_queue: asyncio.Queue[tuple[int, JobResult] | None] | None = None
         #: Distinct IDs taken from the input so far.
         self.distinct = 0
         #: Repeated IDs that were skipped.
@@ -100,12 +101,18 @@ class FanOut:
             with suppress(RuntimeError):  # the workers already finished
                 self._timeout.reschedule(asyncio.get_running_loop().time())
 
+    @property
+    def caught_up(self) -> bool:
+        """Whether no further result is ready right now (a consumer's moment to flush output)."""
+        return self._results_queue is None or self._results_queue.empty()
+
     @asynccontextmanager
     async def run(self) -> AsyncIterator[AsyncIterator[JobResult]]:
         """Start the workers; yield the stream of results; stop everything on exit."""
         # Enough read-ahead for two full batches, so batches are not cut short by the queue.
         ids: asyncio.Queue[int | None] = asyncio.Queue(max(_READ_AHEAD, 2 * self._batch_budget))
         results: asyncio.Queue[tuple[int, JobResult] | None] = asyncio.Queue(self._workers)
+        self._results_queue = results
         stream = self._results(results)
         try:
             async with asyncio.TaskGroup() as group:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import BinaryIO, Final
+import os
+from collections.abc import AsyncIterator
+from typing import Final
 
 import anyio
 
 from ._ids import MAX_LINE_BYTES, LineParser, Malformed
 
-__all__ = ["MalformedLog", "read_ids", "read_lines"]
+__all__ = ["LineReader", "MalformedLog", "read_ids"]
 
-#: Lines read per trip to the reading thread: amortises the thread hand-off.
-_LINES_PER_READ: Final = 512
+#: Bytes asked of the file descriptor per read: thousands of ID lines at once when the input
+#: is plentiful, while a slow producer's lines are passed on as soon as they arrive.
+_CHUNK: Final = 64 * 1024
 
 
 class MalformedLog:
@@ -38,34 +40,48 @@ class MalformedLog:
         return f"ncinfo: skipped {self.count} malformed input line(s){more}: {shown}\n"
 
 
-def read_lines(stream: BinaryIO) -> list[bytes]:
-    """Read up to ``_LINES_PER_READ`` lines; an over-long line comes back over-long, consumed."""
-    lines: list[bytes] = []
-    for _ in range(_LINES_PER_READ):
-        line = stream.readline(MAX_LINE_BYTES + 1)
-        if not line:
-            break
-        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-            # Swallow the rest of the absurd line in bounded pieces; keep memory flat.
-            while (rest := stream.readline(64 * 1024)) and not rest.endswith(b"\n"):
-                pass
-        lines.append(line)
-    return lines
+class LineReader:
+    """Splits a file descriptor's bytes into lines, holding at most one partial line.
+
+    A line over ``MAX_LINE_BYTES`` is cut to ``MAX_LINE_BYTES + 1`` bytes (so the parser
+    reports it as too long) and the rest of it is skipped, keeping memory bounded whatever
+    the input.  ``read`` blocks only until some bytes are available, not for a full buffer,
+    so IDs from a slow producer (``nc list`` still running) are fetched as they come.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._partial = b""
+        self._skipping = False
+
+    def read(self) -> list[bytes]:
+        """The lines that are complete now (at least one); an empty list at end of input."""
+        while chunk := os.read(self._fd, _CHUNK):
+            *parts, self._partial = (self._partial + chunk).split(b"\n")
+            if parts and self._skipping:
+                self._skipping = False
+                parts.pop(0)  # the end of an over-long line
+            if len(self._partial) > MAX_LINE_BYTES:
+                if not self._skipping:
+                    parts.append(self._partial[: MAX_LINE_BYTES + 1])
+                self._partial, self._skipping = b"", True
+            if parts:
+                return parts
+        last = [] if self._skipping or not self._partial else [self._partial]
+        self._partial, self._skipping = b"", False
+        return last
 
 
-async def read_ids(
-    stream: BinaryIO, malformed: MalformedLog, on_line: Callable[[], None] | None = None
-) -> AsyncIterator[int]:
+async def read_ids(fd: int, malformed: MalformedLog) -> AsyncIterator[int]:
     """Yield job IDs from ``nc list`` / ``nc run`` style lines, recording malformed ones.
 
     Reading happens in a worker thread, abandoned if the run is cancelled (a terminal may
     never send end-of-file).
     """
     parser = LineParser()
-    while lines := await anyio.to_thread.run_sync(read_lines, stream, abandon_on_cancel=True):
+    reader = LineReader(fd)
+    while lines := await anyio.to_thread.run_sync(reader.read, abandon_on_cancel=True):
         for line in lines:
-            if on_line is not None:
-                on_line()
             parsed = parser.feed(line)
             if isinstance(parsed, Malformed):
                 malformed.add(parsed)

@@ -221,6 +221,10 @@ class Inspection:
                 self._emit(result)
                 if bar is not None:
                     bar.update()
+                if fan.caught_up:
+                    # Nothing else is ready: show what we have (a pipe's reader, `tail -f`,
+                    # a slow producer) instead of holding it in the output buffer.
+                    self.console.out.flush()
         self.summary.duplicates = fan.duplicates
 
     async def _wait(self, client: Client, job_ids: list[int], bar: _Progress | None) -> None:

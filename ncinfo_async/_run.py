@@ -6,14 +6,14 @@ import argparse
 import logging
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, BinaryIO, TypeVarTuple, Unpack
+from typing import TYPE_CHECKING, TypeVarTuple, Unpack
 
 import anyio
 
 from ._exceptions import ConfigError, InputError, NcInfoError
 from ._exitcodes import EXIT_OK, EXIT_USAGE
 from ._ids import LineParser, Malformed, parse_job_id
-from ._input import MalformedLog, read_ids, read_lines
+from ._input import LineReader, MalformedLog, read_ids
 from ._inspection import Console, Inspection, Plan
 from ._password import read_password_file
 from ._protocol import SEED_FIELDS, is_loopback_host
@@ -94,7 +94,7 @@ def parse_fields(text: str | None, fmt: str) -> list[str] | None:
     return names
 
 
-def strict_ids(stream: BinaryIO) -> list[int]:
+def strict_ids(fd: int) -> list[int]:
     """Read every line first and refuse the run if any is malformed (``--strict``).
 
     Raises:
@@ -103,7 +103,8 @@ def strict_ids(stream: BinaryIO) -> list[int]:
     parser = LineParser()
     ids: list[int] = []
     bad: list[Malformed] = []
-    while lines := read_lines(stream):
+    reader = LineReader(fd)
+    while lines := reader.read():
         for line in lines:
             parsed = parser.feed(line)
             if isinstance(parsed, Malformed):
@@ -178,10 +179,10 @@ def run_cli(
             listed = [parse_job_id(arg) for arg in explicit]
             ids, total = _as_async(listed), len(listed)
         elif options.strict:
-            listed = strict_ids(sys.stdin.buffer)
+            listed = strict_ids(sys.stdin.fileno())
             ids, total = _as_async(listed), len(listed)
         else:
-            ids, total = read_ids(sys.stdin.buffer, malformed), None
+            ids, total = read_ids(sys.stdin.fileno(), malformed), None
     except NcInfoError as exc:
         console.error(str(exc))
         return EXIT_USAGE

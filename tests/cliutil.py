@@ -29,7 +29,10 @@ def cli_env(url: str | None, **extra: str) -> dict[str, str]:
 
     NCINFO_CACHE_DIR comes from the autouse fixture in conftest.py (a per-test directory).
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NC_")}
+    # PYTHONUNBUFFERED would hide whether ncinfo flushes its output when it should.
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("NC_") and k != "PYTHONUNBUFFERED"
+    }
     env.update({"NC_USER": "demo", "NC_PASSWORD": "demo", "USER": "demo", "PYTHONDEVMODE": "1"})
     if url is not None:
         env["NC_URL"] = url
