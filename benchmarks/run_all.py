@@ -33,6 +33,7 @@ SCRIPTS = (
     "bench_memory.py",
     "bench_startup.py",
     "bench_refresh.py",
+    "bench_batch.py",
 )
 
 

@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument(
         "--fields",
         metavar="F1,F2",
-        help="job fields to show, case-insensitive; '*' for all (json/ndjson)",
+        help="job fields to show, case-insensitive; '*' for all (text, json, ndjson)",
     )
     output.add_argument(
         "--order",
