@@ -83,6 +83,7 @@ class FanOut:
         self._timeout: asyncio.Timeout | None = None
         self._reader: asyncio.Task[None] | None = None
         self._results_queue: asyncio.Queue[tuple[int, JobResult] | None] | None = None
+        self._ids_queue: asyncio.Queue[int | None] | None = None
         #: Distinct IDs taken from the input so far.
         self.distinct = 0
         #: Repeated IDs that were skipped.
@@ -97,6 +98,10 @@ class FanOut:
         )
         if self._reader is not None:
             self._reader.cancel()
+            if self._ids_queue is not None and not self._ids_queue.full():
+                # Wake a deadline drain waiting for input that the cancelled reader will
+                # never send (a full queue means the drain is not waiting).
+                self._ids_queue.put_nowait(None)
         if self._timeout is not None and not self._timeout.expired():
             with suppress(RuntimeError):  # the workers already finished
                 self._timeout.reschedule(asyncio.get_running_loop().time())
@@ -112,7 +117,7 @@ class FanOut:
         # Enough read-ahead for two full batches, so batches are not cut short by the queue.
         ids: asyncio.Queue[int | None] = asyncio.Queue(max(_READ_AHEAD, 2 * self._batch_budget))
         results: asyncio.Queue[tuple[int, JobResult] | None] = asyncio.Queue(self._workers)
-        self._results_queue = results
+        self._results_queue, self._ids_queue = results, ids
         stream = self._results(results)
         try:
             async with asyncio.TaskGroup() as group:
@@ -166,7 +171,8 @@ class FanOut:
                 await results.put((seq, JobResult(job_id, error=make_error(job_id))))
             self._pending.clear()
             if self._stop_error is None:
-                # Deadline: the rest of the input is still owed one result per ID.
+                # Deadline: the rest of the input is still owed one result per ID (until
+                # the end of input, or a stop, which wakes this loop with an end mark).
                 while (rest := await ids.get()) is not None:
                     late = self._take(rest)
                     if late is not None:

@@ -170,3 +170,31 @@ async def test_leaving_early_cancels_the_workers() -> None:
                 break
     await asyncio.sleep(0)
     assert len(asyncio.all_tasks()) == before
+
+
+@pytest.mark.asyncio
+async def test_stop_ends_a_deadline_drain_of_endless_input() -> None:
+    """After the deadline, a stop ends the drain of an input that never ends, each ID once."""
+    more = asyncio.Event()
+
+    async def endless() -> AsyncIterator[int]:
+        job_id = 0
+        while True:
+            job_id += 1
+            if job_id > 50:
+                await more.wait()  # an open pipe with nothing more to say
+            yield job_id
+
+    async def slow(batch: list[int]) -> list[JobResult]:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    fan = FanOut(slow, endless(), workers=4, deadline=0.2)
+    results: list[JobResult] = []
+    async with asyncio.timeout(30), fan.run() as stream:
+        async for result in stream:
+            results.append(result)
+            if len(results) == 50:
+                fan.stop("test")
+    assert [r.job_id for r in results] == list(range(1, 51))
+    assert all(isinstance(r.error, DeadlineExceeded) for r in results)
