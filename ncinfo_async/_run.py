@@ -16,7 +16,7 @@ from ._ids import LineParser, Malformed, parse_job_id
 from ._input import LineReader, MalformedLog, read_ids
 from ._inspection import Console, Inspection, Plan
 from ._password import read_password_file
-from ._protocol import SEED_FIELDS, is_loopback_host
+from ._protocol import SEED_FIELDS, Token, is_loopback_host
 from ._render import make_renderer
 from ._settings import Settings
 
@@ -202,9 +202,9 @@ def run_cli(
     if cache is not None:
         token = cache.load(settings.url, settings.user, margin=settings.refresh_margin)
 
-    def save(new_token: object) -> None:
+    def save(new_token: Token) -> None:
         if cache is not None and new_token is not token:
-            cache.save(settings.url, settings.user, new_token)  # type: ignore[arg-type]
+            cache.save(settings.url, settings.user, new_token)
 
     run = Inspection(
         settings,
