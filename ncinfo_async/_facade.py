@@ -225,9 +225,9 @@ class VOVRestV3Async:
         if self._client is None or self._settings is None or self._session is None:
             self._pending = new
             return
-        # A new Client on the same session keeps the pooled connections; only the token
-        # manager (single flight, renewal with the stored password) starts afresh.
-        self._client = Client(self._settings, token=new, session=self._session)
+        # Same client and pooled connections; only the token manager (single flight,
+        # renewal with the stored password) starts afresh from this token.
+        self._client.set_token(new)
 
     # --- Helpers ------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ncinfo_async import Client, Settings
+from ncinfo_async import Client, Settings, Token
 from ncinfo_async._exceptions import (
     AuthError,
     CertificateError,
@@ -189,3 +189,15 @@ async def test_a_given_session_is_used_and_left_open(sim: Simulator) -> None:
         async with Client(settings_for(sim), session=session) as client:
             assert (await client.fetch_job(1)).ok
         assert not session.closed
+
+
+@pytest.mark.asyncio
+async def test_set_token_is_used_then_renewed_when_refused(sim: Simulator) -> None:
+    """A token set from outside is sent as is; when the server refuses it, one renewal follows."""
+    async with Client(settings_for(sim)) as client:
+        client.set_token(Token("Bearer", "not-a-valid-jwt", None))
+        assert (await client.fetch_job(4)).ok
+        assert client.token is not None
+        assert client.token.access_token != "not-a-valid-jwt"
+    assert sim.stats()["unauthorized"] == 1
+    assert sim.stats()["tokens_issued"] == 1
