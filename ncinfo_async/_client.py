@@ -416,11 +416,8 @@ class Client:
                 answer = await self.get(path)
                 rows = parse_query(answer.status, answer.body, url=url)
             except (ApiError, ResponseFormatError, HTTPStatusError) as exc:
-                if (
-                    isinstance(exc, HTTPStatusError)
-                    and exc.retryable
-                    and exc.status not in range(400, 500)
-                ):
+                # A 5xx that outlived its retries is trouble, not a refusal of the query form.
+                if isinstance(exc, HTTPStatusError) and exc.status not in range(400, 500):
                     return [JobResult(job_id, error=exc) for job_id in job_ids]
                 self.batch_refused = str(exc)
                 if self._notice is not None:

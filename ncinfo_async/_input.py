@@ -10,7 +10,7 @@ import anyio
 
 from ._ids import MAX_LINE_BYTES, LineParser, Malformed
 
-__all__ = ["LineReader", "MalformedLog", "read_ids"]
+__all__ = ["LineReader", "MalformedLog", "parse_lines", "read_ids"]
 
 #: Bytes asked of the file descriptor per read: thousands of ID lines at once when the input
 #: is plentiful, while a slow producer's lines are passed on as soon as they arrive.
@@ -31,13 +31,25 @@ class MalformedLog:
         if len(self.first) < self._keep:
             self.first.append(record)
 
-    def report(self) -> str:
-        """The stderr text: a count and the first few lines' numbers and reasons."""
+    def describe(self) -> str:
+        """A count and the first few lines' numbers and reasons ("" when there are none)."""
         if not self.count:
             return ""
         shown = "; ".join(f"line {m.line_number}: {m.reason}" for m in self.first)
         more = f" (first {len(self.first)})" if self.count > len(self.first) else ""
-        return f"ncinfo: skipped {self.count} malformed input line(s){more}: {shown}\n"
+        return f"{self.count} malformed input line(s){more}: {shown}"
+
+
+def parse_lines(lines: list[bytes], parser: LineParser, malformed: MalformedLog) -> list[int]:
+    """The job IDs in ``lines``; malformed lines go to ``malformed``, the rest are skipped."""
+    ids: list[int] = []
+    for line in lines:
+        parsed = parser.feed(line)
+        if isinstance(parsed, Malformed):
+            malformed.add(parsed)
+        elif parsed is not None:
+            ids.append(parsed)
+    return ids
 
 
 class LineReader:
@@ -81,9 +93,5 @@ async def read_ids(fd: int, malformed: MalformedLog) -> AsyncIterator[int]:
     parser = LineParser()
     reader = LineReader(fd)
     while lines := await anyio.to_thread.run_sync(reader.read, abandon_on_cancel=True):
-        for line in lines:
-            parsed = parser.feed(line)
-            if isinstance(parsed, Malformed):
-                malformed.add(parsed)
-            elif parsed is not None:
-                yield parsed
+        for job_id in parse_lines(lines, parser, malformed):
+            yield job_id

@@ -151,9 +151,8 @@ class Inspection:
         except NcInfoError as exc:  # closing the session failed
             self.console.error(str(exc))
             status = EXIT_USAGE
-        report = self.malformed.report()
-        if report:
-            self.console.notice(report.removeprefix("ncinfo: ").rstrip("\n"))
+        if self.malformed.count:
+            self.console.notice(f"skipped {self.malformed.describe()}")
         return self.signal_exit if self.signal_exit is not None else status
 
     async def _guarded(self, client: Client, ids: AsyncIterable[int]) -> int:

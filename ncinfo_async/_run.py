@@ -12,8 +12,8 @@ import anyio
 
 from ._exceptions import ConfigError, InputError, NcInfoError
 from ._exitcodes import EXIT_OK, EXIT_USAGE
-from ._ids import LineParser, Malformed, parse_job_id
-from ._input import LineReader, MalformedLog, read_ids
+from ._ids import LineParser, parse_job_id
+from ._input import LineReader, MalformedLog, parse_lines, read_ids
 from ._inspection import Console, Inspection, Plan
 from ._password import read_password_file
 from ._protocol import SEED_FIELDS, Token, is_loopback_host
@@ -101,19 +101,13 @@ def strict_ids(fd: int) -> list[int]:
         InputError: naming the first malformed lines.
     """
     parser = LineParser()
+    malformed = MalformedLog()
     ids: list[int] = []
-    bad: list[Malformed] = []
     reader = LineReader(fd)
     while lines := reader.read():
-        for line in lines:
-            parsed = parser.feed(line)
-            if isinstance(parsed, Malformed):
-                bad.append(parsed)
-            elif parsed is not None:
-                ids.append(parsed)
-    if bad:
-        shown = "; ".join(f"line {m.line_number}: {m.reason}" for m in bad[:5])
-        raise InputError(f"{len(bad)} malformed input line(s), nothing sent: {shown}")
+        ids.extend(parse_lines(lines, parser, malformed))
+    if malformed.count:
+        raise InputError(f"nothing sent: {malformed.describe()}")
     return ids
 
 
