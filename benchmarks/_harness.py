@@ -802,11 +802,20 @@ class Report:
         for section in self.sections:
             parts += [section, ""]
         if self.targets:
+            # A --quick smoke runs small sizes on a busy CI machine: its figures say nothing
+            # about the targets, so its table is labelled informational and never alarms.
+            quick = "--quick" in self.command.split()
+            if quick:
+                parts += [
+                    "Targets (informational only: --quick sizes; a full run measures them):",
+                    "",
+                ]
+            missed = "not met (informational)" if quick else "**no**"
             parts.append(
                 markdown_table(
                     ["target", "met", "measured"],
                     [
-                        [t["target"], "yes" if t["met"] else "**no**", t["detail"]]
+                        [t["target"], "yes" if t["met"] else missed, t["detail"]]
                         for t in self.targets
                     ],
                 )

@@ -9,11 +9,14 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
+from ._exceptions import ConfigError
 from ._render import FORMATS
+from ._statuses import parse_statuses
 from ._version import __version__
 
-__all__ = ["build_parser", "main"]
+__all__ = ["UsageParser", "build_parser", "check_options", "main"]
 
 DESCRIPTION = """\
 Inspect Altair Accelerator (NetworkComputer) jobs over REST API v3, many at once.
@@ -39,12 +42,15 @@ exit status (the first that applies, in this order):
   1    some IDs were not found or failed (each is reported on stderr)
   0    every job was found
 
+short options: -o --format, -f --fields, -s --summary, -u --user, -c --concurrency,
+  -w --wait, -q --quiet, -v --verbose (flags win over environment variables)
+
 examples:
   ncinfo 1138 1143
   nc list | ncinfo --format table
   seq 1 5000 | ncinfo --format ndjson > jobs.ndjson
   seq 1 20000 | ncinfo --batch --format csv --fields id,statusnc
-  ncinfo --wait --fail-on Failed 1138 1143   (CI: wait, fail if any job failed)
+  ncinfo -w --wait-timeout 3600 --fail-on Failed 1138 1143   (CI: wait, fail if any failed)
   ncinfo demo          (an in-process simulator, no server needed)"""
 
 
@@ -62,9 +68,20 @@ def _positive_float(text: str) -> float:
     return value
 
 
+class UsageParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line and a pointer to ``--help``.
+
+    argparse's own prints the whole usage (13 lines here) before the one line that matters.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``<prog>: error: <message>`` and the hint, then exit 2."""
+        self.exit(2, f"{self.prog}: error: {message}\ntry '{self.prog} --help'\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ncinfo``."""
-    parser = argparse.ArgumentParser(
+    parser = UsageParser(
         prog="ncinfo",
         description=DESCRIPTION,
         epilog=EPILOG,
@@ -77,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     server = parser.add_argument_group("server and credentials")
     server.add_argument("--url", help="server URL (default: $NC_URL)")
-    server.add_argument("--user", help="user name (default: $NC_USER, else $USER)")
+    server.add_argument("-u", "--user", help="user name (default: $NC_USER, else $USER)")
     server.add_argument("--password-file", metavar="PATH", help="read the password from this file")
     server.add_argument("--cacert", metavar="PATH", help="verify HTTPS against this CA bundle")
     server.add_argument(
@@ -88,15 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     output = parser.add_argument_group("output")
     output.add_argument(
+        "-o",
         "--format",
+        type=str.lower,
         choices=FORMATS,
         default="text",
         help="text (the nc_info.py layout), json, ndjson, csv or table",
     )
     output.add_argument(
+        "-f",
         "--fields",
         metavar="F1,F2",
-        help="job fields to show, case-insensitive; '*' for all (text, json, ndjson)",
+        help="job fields to show, case-insensitive; '*' for all (text, json, ndjson); "
+        "a field no answer carried is named at the end (an error with --strict)",
     )
     output.add_argument(
         "--order",
@@ -104,26 +125,32 @@ def build_parser() -> argparse.ArgumentParser:
         default="input",
         help="print in input order (default) or as answers arrive",
     )
-    output.add_argument("--summary", action="store_true", help="print counts per status at the end")
     output.add_argument(
-        "-q", "--quiet", action="store_true", help="no per-job errors or notices on stderr"
+        "-s", "--summary", action="store_true", help="print counts per status at the end"
+    )
+    output.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no per-job errors, notices or wait status lines on stderr",
     )
     output.add_argument(
         "-v",
         "--verbose",
         action="count",
         default=0,
-        help="log requests on stderr (credentials redacted)",
+        help="log requests on stderr (credentials redacted); list every per-job error",
     )
     output.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="progress bar on stderr (default: when stderr is a terminal)",
+        help="progress bar on stderr (default: when stderr is a terminal and without -q)",
     )
 
     tuning = parser.add_argument_group("speed, timeouts and retries")
     tuning.add_argument(
+        "-c",
         "--concurrency",
         type=_positive_int,
         default=None,
@@ -172,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     checks.add_argument(
         "--strict",
         action="store_true",
-        help="any malformed input line is an error, before any request is sent",
+        help="any malformed input line is an error, before any request is sent; "
+        "a --fields name no answer carried is an error too (exit 2)",
     )
 
     bulk = parser.add_argument_group("batches, waiting and CI checks")
@@ -187,29 +215,36 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="longest batched query URL in bytes (default: 8000)",
     )
-    bulk.add_argument("--wait", action="store_true", help="poll until every job is finished")
+    bulk.add_argument(
+        "-w",
+        "--wait",
+        action="store_true",
+        help="poll until every job is finished (Idle and Suspended jobs are waited for too: "
+        "give --wait-timeout); a status line on stderr after each poll, at least every minute",
+    )
     bulk.add_argument(
         "--terminal",
         metavar="S1,S2",
-        default="Done,Failed,Withdrawn",
-        help="NC statuses that count as finished (default: Done,Failed,Withdrawn)",
+        default=None,
+        help="with --wait: NC statuses that count as finished (default: Done,Failed,Withdrawn)",
     )
     bulk.add_argument(
         "--poll-interval",
         type=_positive_float,
-        default=10.0,
-        help="seconds between polls of unfinished jobs (default: 10, the server's cache time)",
+        default=None,
+        help="with --wait: seconds between polls (default: 10, the server's cache time)",
     )
     bulk.add_argument(
         "--wait-timeout",
         type=_positive_float,
         default=None,
-        help="stop waiting after this many seconds (exit 4 if jobs are unfinished)",
+        help="with --wait: stop after this many seconds, with a last poll then "
+        "(exit 4 if jobs are unfinished)",
     )
     bulk.add_argument(
         "--fail-on",
         metavar="S1,S2",
-        default="",
+        default=None,
         help="exit 3 when any job is in one of these NC statuses (e.g. Failed)",
     )
 
@@ -227,6 +262,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Options that mean something only while waiting, with the flag that names each.
+_WAIT_ONLY = (
+    ("wait_timeout", "--wait-timeout"),
+    ("poll_interval", "--poll-interval"),
+    ("terminal", "--terminal"),
+)
+_DEFAULT_TERMINAL = "Done,Failed,Withdrawn"
+_DEFAULT_POLL_INTERVAL = 10.0
+
+
+def check_options(options: argparse.Namespace) -> None:
+    """Check what argparse cannot, and fill in the wait defaults.
+
+    ``terminal`` and ``fail_on`` become lists of NC statuses spelled as Accelerator does.
+
+    Raises:
+        ConfigError: an unknown NC status, or a wait-only option without ``--wait``.
+    """
+    if not options.wait:
+        given = [flag for name, flag in _WAIT_ONLY if getattr(options, name) is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} only applies with --wait")
+    options.terminal = parse_statuses(options.terminal or _DEFAULT_TERMINAL, "--terminal")
+    if options.poll_interval is None:
+        options.poll_interval = _DEFAULT_POLL_INTERVAL
+    options.fail_on = (
+        parse_statuses(options.fail_on, "--fail-on") if options.fail_on is not None else []
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ncinfo`` and return its exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -234,7 +299,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._demo import demo_main
 
         return demo_main(args[1:])
-    options = build_parser().parse_args(args)
+    parser = build_parser()
+    options = parser.parse_args(args)
+    try:
+        check_options(options)
+    except ConfigError as exc:
+        parser.error(str(exc))
     from ._run import run_cli
 
     return run_cli(options, os.environ)

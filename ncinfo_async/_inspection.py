@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import signal
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TextIO
 
@@ -25,13 +27,16 @@ from ._exitcodes import (
     EXIT_WAIT_TIMEOUT,
 )
 from ._input import MalformedLog
-from ._password import prompt_from_tty
+from ._password import password_prompt, prompt_from_tty
 from ._protocol import JobResult, Token
 from ._render import Renderer, Summary
 from ._settings import Settings
+from ._statuses import closest
+from ._stderr import JobErrorLog, write_through
 
 if TYPE_CHECKING:
     from ._fanout import FanOut
+    from ._wait import WaitStatus
 
 __all__ = ["Console", "Inspection", "Plan"]
 
@@ -45,17 +50,21 @@ class Console:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     quiet: bool = False
+    #: The progress bar on ``err`` while one shows: every write then goes through it.
+    bar: _Progress | None = None
+
+    def write_err(self, text: str) -> None:
+        """Write on stderr, through the progress bar if one shows (never glued onto it)."""
+        write_through(self.err, self.bar, text)
 
     def error(self, message: str) -> None:
         """An error that decides the exit status; printed even with ``-q``."""
-        self.err.write(f"ncinfo: error: {message}\n")
-        self.err.flush()
+        self.write_err(f"ncinfo: error: {message}\n")
 
     def notice(self, message: str) -> None:
         """A warning or notice; silenced by ``-q``."""
         if not self.quiet:
-            self.err.write(f"ncinfo: {message}\n")
-            self.err.flush()
+            self.write_err(f"ncinfo: {message}\n")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,6 +82,10 @@ class Plan:
         wait_timeout: give up waiting after this many seconds.
         fail_on: NC statuses that make the run exit with ``EXIT_FAIL_ON``.
         select: the fields batched queries ask for (``*`` for all).
+        fields: the ``--fields`` names as the user spelled them (``*`` excluded), each
+            named at the end if no answer carried it.
+        strict: a ``fields`` name no answer carried is an error (exit 2).
+        all_errors: print every per-job error on stderr, not only the first ones.
     """
 
     summary: bool = False
@@ -85,6 +98,9 @@ class Plan:
     wait_timeout: float | None = None
     fail_on: Collection[str] = ()
     select: Sequence[str] = ("*",)
+    fields: Sequence[str] = ()
+    strict: bool = False
+    all_errors: bool = False
 
 
 class Inspection:
@@ -131,6 +147,11 @@ class Inspection:
         self.fail_on_hits = 0
         self._fail_on = {name.lower() for name in plan.fail_on}
         self.unfinished = 0
+        self.job_errors = JobErrorLog(console.write_err, show_all=plan.all_errors)
+        #: Asked-for fields no answer has carried yet (upper case to the user's spelling).
+        self._missing_fields = {name.upper(): name for name in plan.fields if name != "*"}
+        self._sent_fields: set[str] = set()
+        self.unknown_fields = False
 
     async def main(self, ids: AsyncIterable[int]) -> int:
         """The whole run; SIGINT/SIGTERM stop it cleanly at any stage, login included."""
@@ -139,7 +160,9 @@ class Inspection:
             async with (
                 Client(
                     self.settings,
-                    password=prompt_from_tty,
+                    password=functools.partial(
+                        prompt_from_tty, password_prompt(self.settings.user, self.settings.url)
+                    ),
                     token=self.token,
                     notice=self.console.notice,
                 ) as client,
@@ -210,6 +233,8 @@ class Inspection:
         finally:
             if bar is not None:
                 bar.close()
+                self.console.bar = None
+        self._report_fields()
         return self._status()
 
     async def _stream(self, fan: FanOut, bar: _Progress | None) -> None:
@@ -241,6 +266,13 @@ class Inspection:
                 bar.n = finished
                 bar.refresh()
 
+        def report(status: WaitStatus) -> None:
+            # On a terminal the bar shows the counts; elsewhere (a CI log) one line each time.
+            if bar is not None:
+                bar.set_postfix_str(status.describe(), refresh=True)
+            else:
+                self.console.notice(f"waiting: {status.describe()}")
+
         with anyio.CancelScope() as scope:
             self._stop = lambda _reason: scope.cancel()
             outcome = await wait_for_jobs(
@@ -253,6 +285,7 @@ class Inspection:
                 select=self.plan.select,
                 progress=progress,
                 latest=latest,
+                report=report,
             )
             self.unfinished = len(outcome.unfinished)
         for job_id in distinct:
@@ -260,8 +293,9 @@ class Inspection:
                 self._emit(latest[job_id])
         if self.unfinished:
             self.console.notice(
-                f"{self.unfinished} job(s) still unfinished after "
-                f"{self.plan.wait_timeout:g} s (--wait-timeout)"
+                f"{self.unfinished} job(s) still unfinished after {outcome.elapsed:.1f} s "
+                f"(--wait-timeout {self.plan.wait_timeout:g}); the oldest is "
+                f"{min(outcome.unfinished)}"
             )
 
     def _emit(self, result: JobResult) -> None:
@@ -269,25 +303,51 @@ class Inspection:
         self.console.out.write(self.renderer.result(result))
         error = result.error
         if error is None:
-            status = str((result.fields or {}).get("STATUSNC", "")).lower()
+            fields = result.fields or {}
+            status = str(fields.get("STATUSNC", "")).lower()
             if status in self._fail_on:
                 self.fail_on_hits += 1
+            if self._missing_fields:
+                self._sent_fields.update(fields)
+                for name in [name for name in self._missing_fields if name in fields]:
+                    del self._missing_fields[name]
             return
         if isinstance(error, ConnectError):
             self.connect_failures += 1
         if not self.console.quiet:
-            self.console.err.write(f"ncinfo: job {result.job_id}: {error.message}\n")
+            self.job_errors.add(result.job_id, error.kind, error.message)
+
+    def _report_fields(self) -> None:
+        """Name each ``--fields`` name no answer carried, with the closest one the server sent.
+
+        Only when some answer carried fields at all: with none, there is nothing to compare.
+        """
+        if not self._missing_fields or not self._sent_fields:
+            return
+        names = []
+        for spelled in self._missing_fields.values():
+            guess = closest(spelled, self._sent_fields)
+            names.append(f"{spelled!r}" + (f" (closest sent: {guess})" if guess else ""))
+        text = f"--fields: no answer carried {', '.join(names)}"
+        if self.plan.strict:
+            self.unknown_fields = True
+            self.console.error(text)
+        else:
+            self.console.notice(text + "; shown empty")
 
     def _finish(self) -> None:
+        self.job_errors.finish()
         tail = self.renderer.finish(self.summary if self.plan.summary else None)
         self.console.out.write(tail)
         self.console.out.flush()
         if self.plan.summary and not tail and not self.console.quiet:
-            self.console.err.write(self.summary.lines())
+            self.console.write_err(self.summary.lines())
 
     def _status(self) -> int:
         if self.summary.requested and self.connect_failures == self.summary.requested:
             self.console.error(f"could not reach {self.settings.url}")
+            return EXIT_USAGE
+        if self.unknown_fields:
             return EXIT_USAGE
         if self.fail_on_hits:
             self.console.notice(f"{self.fail_on_hits} job(s) in a --fail-on status")
@@ -297,8 +357,12 @@ class Inspection:
         return EXIT_FAILED if self.summary.found < self.summary.requested else EXIT_OK
 
     def _progress_bar(self) -> _Progress | None:
-        show = self.plan.progress if self.plan.progress is not None else self.console.err.isatty()
-        if not show or self.console.quiet:
+        # -q silences the bar by default; an explicit --progress still wins.
+        if self.plan.progress is not None:
+            show = self.plan.progress
+        else:
+            show = self.console.err.isatty() and not self.console.quiet
+        if not show:
             return None
         from tqdm import tqdm
 
@@ -311,6 +375,7 @@ class Inspection:
             dynamic_ncols=True,
             leave=False,
         )
+        self.console.bar = bar
         return bar
 
     async def _watch_signals(self, scope: anyio.CancelScope) -> None:
@@ -346,3 +411,9 @@ class _Progress(Protocol):
     def refresh(self) -> None: ...
 
     def close(self) -> None: ...
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None: ...
+
+    def external_write_mode(
+        self, file: TextIO | None = None, nolock: bool = False
+    ) -> AbstractContextManager[None]: ...

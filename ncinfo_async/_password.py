@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from ._exceptions import ConfigError
 
-__all__ = ["prompt_from_tty", "read_password_file"]
+__all__ = ["password_prompt", "prompt_from_tty", "read_password_file"]
 
 
 def read_password_file(path: str, warn: Callable[[str], None]) -> str:
@@ -24,10 +24,12 @@ def read_password_file(path: str, warn: Callable[[str], None]) -> str:
         mode = os.stat(path).st_mode
         with open(path, encoding="utf-8") as handle:
             password = handle.readline().rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"cannot read the password file {path}: {exc.__class__.__name__}"
-        ) from None
+    except OSError as exc:
+        # In words ("No such file or directory"), as other command-line tools say it.
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"cannot read password file {path}: {reason}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read password file {path}: not UTF-8 text") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         warn(f"the password file {path} is readable by group or others; chmod 600 it")
     if not password:
@@ -35,7 +37,12 @@ def read_password_file(path: str, warn: Callable[[str], None]) -> str:
     return password
 
 
-def prompt_from_tty(prompt: str = "Password:") -> str:
+def password_prompt(user: str, url: str) -> str:
+    """The prompt, naming whose password for which server: ``Password for demo at URL: ``."""
+    return f"Password for {user} at {url}: "
+
+
+def prompt_from_tty(prompt: str = "Password: ") -> str:
     """Ask on the controlling terminal, which works while stdin is a pipe of job IDs.
 
     Raises:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVarTuple, Unpack
@@ -19,6 +20,7 @@ from ._password import read_password_file
 from ._protocol import SEED_FIELDS, Token, is_loopback_host
 from ._render import make_renderer
 from ._settings import Settings
+from ._stderr import StderrStream
 
 if TYPE_CHECKING:
     from ._tokencache import TokenCache
@@ -132,10 +134,6 @@ def run_async(
     return status
 
 
-def _statuses(text: str) -> list[str]:
-    return [name.strip() for name in text.split(",") if name.strip()]
-
-
 def _select(fields: list[str] | None, fmt: str) -> list[str]:
     """The fields a batched query asks for: what is shown, plus STATUSNC to wait and check."""
     if fields is None:
@@ -145,6 +143,13 @@ def _select(fields: list[str] | None, fmt: str) -> list[str]:
     return list(dict.fromkeys([*fields, "STATUSNC"]))
 
 
+def _asked_fields(text: str | None) -> list[str]:
+    """The ``--fields`` names as spelled (for messages), without ``*``."""
+    if text is None:
+        return []
+    return [name.strip() for name in text.split(",") if name.strip() and name.strip() != "*"]
+
+
 def run_cli(
     options: argparse.Namespace, environ: Mapping[str, str], console: Console | None = None
 ) -> int:
@@ -152,7 +157,8 @@ def run_cli(
     console = console or Console(quiet=options.quiet)
     if options.verbose:
         logging.basicConfig(
-            stream=console.err,
+            # Through the console, so log lines go through the progress bar when it shows.
+            stream=StderrStream(console.write_err),
             format="ncinfo: %(message)s",
             level=logging.DEBUG if options.verbose > 1 else logging.INFO,
         )
@@ -172,11 +178,15 @@ def run_cli(
                 raise ConfigError("give job IDs as arguments or '-' for stdin, not both")
             listed = [parse_job_id(arg) for arg in explicit]
             ids, total = _as_async(listed), len(listed)
-        elif options.strict:
-            listed = strict_ids(sys.stdin.fileno())
-            ids, total = _as_async(listed), len(listed)
         else:
-            ids, total = read_ids(sys.stdin.fileno(), malformed), None
+            if os.isatty(sys.stdin.fileno()):
+                # Otherwise `ncinfo` alone on a terminal seems to hang.
+                console.notice("reading job IDs from the terminal; end with Ctrl-D")
+            if options.strict:
+                listed = strict_ids(sys.stdin.fileno())
+                ids, total = _as_async(listed), len(listed)
+            else:
+                ids, total = read_ids(sys.stdin.fileno(), malformed), None
     except NcInfoError as exc:
         console.error(str(exc))
         return EXIT_USAGE
@@ -186,11 +196,14 @@ def run_cli(
         progress=options.progress,
         batch=options.batch,
         wait=options.wait,
-        terminal=_statuses(options.terminal),
+        terminal=options.terminal,
         poll_interval=options.poll_interval,
         wait_timeout=options.wait_timeout,
-        fail_on=_statuses(options.fail_on),
+        fail_on=options.fail_on,
         select=_select(fields, options.format),
+        fields=_asked_fields(options.fields),
+        strict=options.strict,
+        all_errors=options.verbose > 0,
     )
     token = None
     if cache is not None:

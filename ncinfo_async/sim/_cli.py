@@ -59,7 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     add("--port", type=_bounded(int, 0, 65535), default=0, help="port; 0 picks a free one")
     add("--jobs", type=_bounded(int, 0), default=1000, metavar="N", help="serve jobs 1..N")
-    add("--seed", type=int, default=0, help="seed of the job generator and fault RNG")
+    add(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the job generator and fault RNG (default: %(default)s)",
+    )
     add(
         "--user",
         type=_user,
@@ -67,13 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME:PASSWORD",
         help="accepted credentials, repeatable (default: demo:demo)",
     )
-    add("--token-ttl", type=_bounded(float, 0.001), default=14400.0, metavar="SECONDS")
+    add(
+        "--token-ttl",
+        type=_bounded(float, 0.001),
+        default=14400.0,
+        metavar="SECONDS",
+        help="lifetime of issued tokens, their JWT 'exp' (default: %(default)s)",
+    )
     add(
         "--latency",
         type=_bounded(float, 0.0),
         default=0.0,
         metavar="MS",
-        help="delay added before each /api/v3 response",
+        help="delay added before each /api/v3 response (default: 0)",
     )
     add("--tls", action="store_true", help="serve HTTPS with a freshly generated CA")
     add("--ca-out", type=Path, metavar="PATH", help="write the CA certificate PEM (with --tls)")
@@ -87,13 +98,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--time-scale",
         type=_bounded(float, 1e-6),
         default=1.0,
-        help="speed of simulated time (e.g. 100 ends running jobs within seconds)",
+        help="speed of simulated time (e.g. 100 ends running jobs within seconds); "
+        "Idle, Suspended and Withdrawn jobs never change",
     )
     add("--start-time", type=float, metavar="EPOCH", help="simulated 'now' at start")
     add("--reject-query", action="store_true", help="answer /api/v3/query with 400")
     add("--no-bearer", action="store_true", help="reject 'Authorization: Bearer <jwt>'")
     add("--error-rate", type=rate, default=0.0, help="fraction answered with --error-status")
-    add("--error-status", type=int, choices=sorted(ERROR_STATUSES), default=503)
+    add(
+        "--error-status",
+        type=int,
+        choices=sorted(ERROR_STATUSES),
+        default=503,
+        help="HTTP status of injected errors (default: %(default)s)",
+    )
     add(
         "--retry-after",
         type=_bounded(int, 0),
@@ -103,7 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--drop-rate", type=rate, default=0.0, help="fraction of connections aborted, no reply")
     add("--close-after-response", action="store_true", help="Connection: close every response")
     add("--slow-rate", type=rate, default=0.0, help="fraction of requests delayed by --slow-ms")
-    add("--slow-ms", type=_bounded(float, 0.0), default=0.0, metavar="MS")
+    add(
+        "--slow-ms",
+        type=_bounded(float, 0.0),
+        default=0.0,
+        metavar="MS",
+        help="delay of the requests picked by --slow-rate",
+    )
     add("--fault-token", action="store_true", help="also inject faults into /api/v3/token")
     add(
         "--max-line-size",
