@@ -35,8 +35,9 @@ environment:
   NCINFO_CACHE_DIR  where tokens are cached (default: the user's cache dir, ncinfo/)
 
 exit status (the first that applies, in this order):
-  2    usage, configuration, authentication or connection error
   130  interrupted (SIGINT); 143 terminated (SIGTERM)
+  2    usage, configuration, authentication or connection error (also a --fields name
+       no answer carried, with --strict)
   3    --fail-on matched a job's status
   4    --wait-timeout passed with jobs still unfinished
   1    some IDs were not found or failed (each is reported on stderr)

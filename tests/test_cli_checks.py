@@ -431,3 +431,42 @@ def sim_process() -> Iterator[str]:
         proc.wait(timeout=30)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@pytest.mark.asyncio
+async def test_a_long_poll_interval_still_reports_every_heartbeat(sim: Simulator) -> None:
+    """Between two polls farther apart than the heartbeat, status lines keep coming."""
+    from ncinfo_async import Client
+    from ncinfo_async._wait import WaitStatus, wait_for_jobs
+
+    reports: list[WaitStatus] = []
+    settings = Settings(url=sim.url, user="demo", password="demo")
+    async with Client(settings) as client:
+        outcome = await wait_for_jobs(
+            client,
+            [SUSPENDED],
+            poll_interval=3.0,
+            give_up_after=3.0,
+            report=reports.append,
+            heartbeat=0.5,
+        )
+    assert outcome.unfinished == [SUSPENDED]
+    assert outcome.polls == 2
+    assert outcome.elapsed >= 3.0
+    # One report per poll, plus heartbeats while sleeping the 3 s in between.
+    assert [r.polls for r in reports].count(2) == 1
+    assert [r.polls for r in reports].count(1) >= 3
+    assert all(r.oldest == SUSPENDED and r.other == 1 for r in reports)
+
+
+@pytest.mark.asyncio
+async def test_flags_win_over_environment_variables(sim: Simulator, tmp_path: Path) -> None:
+    """--user and --password-file are used even when NC_USER and NC_PASSWORD say otherwise."""
+    secret = tmp_path / "password"
+    secret.write_text("demo\n")
+    secret.chmod(0o600)
+    env = cli_env(sim.url, NC_USER="nobody", NC_PASSWORD="wrong")
+    run = await run_ncinfo("-u", "demo", "--password-file", str(secret), "1", env=env)
+    assert run.code == 0, run.err
+    run = await run_ncinfo("1", env=env)
+    assert run.code == 2
