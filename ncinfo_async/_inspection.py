@@ -151,6 +151,8 @@ class Inspection:
         #: Asked-for fields no answer has carried yet (upper case to the user's spelling).
         self._missing_fields = {name.upper(): name for name in plan.fields if name != "*"}
         self._sent_fields: set[str] = set()
+        #: A job that was found, to learn every field name from (see ``_check_fields``).
+        self._sample_job: int | None = None
         self.unknown_fields = False
 
     async def main(self, ids: AsyncIterable[int]) -> int:
@@ -234,7 +236,7 @@ class Inspection:
             if bar is not None:
                 bar.close()
                 self.console.bar = None
-        self._report_fields()
+        await self._check_fields(client)
         return self._status()
 
     async def _stream(self, fan: FanOut, bar: _Progress | None) -> None:
@@ -308,8 +310,11 @@ class Inspection:
             if status in self._fail_on:
                 self.fail_on_hits += 1
             if self._missing_fields:
+                # A batched query echoes any selected name as a column of empty values, so
+                # only a value shows that the server knows the field (see _check_fields).
+                self._sample_job = result.job_id
                 self._sent_fields.update(fields)
-                for name in [name for name in self._missing_fields if name in fields]:
+                for name in [n for n in self._missing_fields if fields.get(n) not in ("", None)]:
                     del self._missing_fields[name]
             return
         if isinstance(error, ConnectError):
@@ -317,16 +322,30 @@ class Inspection:
         if not self.console.quiet:
             self.job_errors.add(result.job_id, error.kind, error.message)
 
-    def _report_fields(self) -> None:
+    async def _check_fields(self, client: Client) -> None:
         """Name each ``--fields`` name no answer carried, with the closest one the server sent.
 
-        Only when some answer carried fields at all: with none, there is nothing to compare.
+        A name that only ever came back empty may still be a real field that no job had a
+        value for: one ``GET /api/v3/jobs/<id>`` of a found job, which returns every field,
+        settles it.  Nothing is said when no job was found, or after a signal.
         """
-        if not self._missing_fields or not self._sent_fields:
+        if not self._missing_fields or self._sample_job is None or self.signal_exit is not None:
+            return
+        with anyio.move_on_after(self._remaining()):
+            try:
+                full = await client.fetch_job(self._sample_job)
+            except NcInfoError:
+                full = None
+            if full is not None and full.fields is not None:
+                self._sent_fields = set(full.fields)
+                for name in [n for n in self._missing_fields if n in full.fields]:
+                    del self._missing_fields[name]
+        if not self._missing_fields:
             return
         names = []
+        known = self._sent_fields - set(self._missing_fields)
         for spelled in self._missing_fields.values():
-            guess = closest(spelled, self._sent_fields)
+            guess = closest(spelled, known)
             names.append(f"{spelled!r}" + (f" (closest sent: {guess})" if guess else ""))
         text = f"--fields: no answer carried {', '.join(names)}"
         if self.plan.strict:

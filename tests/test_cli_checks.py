@@ -259,6 +259,26 @@ async def test_unknown_fields_are_named_once_with_the_closest(sim: Simulator) ->
 
 
 @pytest.mark.asyncio
+async def test_unknown_fields_in_batches_and_real_fields_left_empty(sim: Simulator) -> None:
+    """A batched query echoes any name as empty values: a typo is still named, an empty field not.
+
+    Idle jobs have no HOST: with --strict, HOST is a real field, so the run succeeds.
+    """
+    run = await run_ncinfo(
+        "--batch", "--strict", "-o", "csv", "-f", "id,stauts", "1", "2", env=cli_env(sim.url)
+    )
+    assert run.code == 2
+    assert "no answer carried 'stauts' (closest sent: STATUS)" in run.err
+    idle = sorted(job for job, kind in KINDS.items() if kind == "Idle")[:2]
+    for mode in ("--batch", "--order=input"):
+        run = await run_ncinfo(
+            mode, "--strict", "-o", "csv", "-f", "id,host", *map(str, idle), env=cli_env(sim.url)
+        )
+        assert (run.code, run.err) == (0, ""), mode
+        assert run.out.splitlines()[1] == f"{idle[0]:09d},"
+
+
+@pytest.mark.asyncio
 async def test_per_job_errors_are_capped_and_counted(sim: Simulator) -> None:
     """30 unknown IDs: 20 error lines and one counting the other 10; -v lists all 30."""
     ids = "".join(f"{9000 + n}\n" for n in range(30)).encode()
