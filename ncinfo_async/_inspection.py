@@ -261,6 +261,8 @@ class Inspection:
         distinct = list(dict.fromkeys(job_ids))
         self.summary.duplicates = len(job_ids) - len(distinct)
         if bar is not None:
+            # A wait lasts: show the bar (and its status) at once, not after the usual delay.
+            bar.delay = 0.0
             bar.reset(total=len(distinct))
 
         def progress(finished: int, total: int) -> None:
@@ -422,6 +424,7 @@ class _Progress(Protocol):
     """The part of tqdm's progress bar used here."""
 
     n: float
+    delay: float
 
     def update(self, n: float = 1) -> bool | None: ...
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Final, Protocol, TextIO
 
-__all__ = ["DEFAULT_SHOWN", "JobErrorLog", "StderrStream", "write_through"]
+__all__ = ["DEFAULT_SHOWN", "JobErrorLog", "StderrStream", "on_screen", "write_through"]
 
 #: Per-job error lines printed before the rest are only counted.
 DEFAULT_SHOWN: Final = 20
@@ -27,9 +27,20 @@ class _Bar(Protocol):
     ) -> AbstractContextManager[None]: ...
 
 
+def on_screen(bar: object) -> bool:
+    """Whether a tqdm bar has been drawn: tqdm's own test, since a ``delay`` holds it back.
+
+    (A bar still within its delay must not be drawn early by a write going through it.)
+    """
+    try:
+        return bool(bar.last_print_t >= bar.start_t + bar.delay)  # type: ignore[attr-defined]
+    except AttributeError:
+        return True
+
+
 def write_through(stream: TextIO, bar: _Bar | None, text: str) -> None:
     """Write ``text`` on ``stream`` and flush; a bar on screen is cleared first, redrawn after."""
-    if bar is None:
+    if bar is None or not on_screen(bar):
         stream.write(text)
         stream.flush()
         return

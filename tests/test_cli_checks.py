@@ -152,6 +152,12 @@ def test_stderr_writes_go_through_the_progress_bar() -> None:
     assert re.search(r"\r *\r$", before), repr(text)  # the bar line was cleared first
     write_through(err, None, "plain\n")
     assert err.getvalue().endswith("plain\n")
+    # A bar still held back by its delay is not drawn early by a write.
+    late = io.StringIO()
+    hidden = tqdm(total=10, file=late, delay=60)
+    write_through(late, hidden, "early\n")
+    assert late.getvalue() == "early\n"
+    hidden.close()
 
 
 def test_quiet_never_overrides_an_explicit_progress() -> None:
@@ -330,6 +336,20 @@ async def test_wait_gives_up_at_the_timeout_with_status_lines(sim: Simulator) ->
     assert sorted(run.out.splitlines()[1:]) == sorted(
         [f"{SUSPENDED:09d},Suspended", f"{IDLE:09d},Idle", f"{DONE:09d},Done"]
     )
+
+
+@pytest.mark.asyncio
+async def test_wait_status_shows_in_the_progress_bar(sim: Simulator) -> None:
+    """With a progress bar, the wait counts are in the bar, and other lines never glued onto it."""
+    run = await run_ncinfo(
+        "--wait", "--progress", "--wait-timeout", "0.6", "--poll-interval", "0.2", "-o", "csv",
+        str(SUSPENDED), env=cli_env(sim.url),
+    )  # fmt: skip
+    assert run.code == 4, run.err
+    assert "ncinfo: waiting:" not in run.err
+    assert f"0/1 finished, 0 running, 0 queued, 1 other; oldest unfinished {SUSPENDED}" in run.err
+    notice = run.err.index("ncinfo: 1 job(s) still unfinished")
+    assert run.err[notice - 1] in "\r\n", repr(run.err)
 
 
 @pytest.mark.asyncio
