@@ -56,14 +56,20 @@ examples:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
@@ -285,7 +291,8 @@ def check_options(options: argparse.Namespace) -> None:
         given = [flag for name, flag in _WAIT_ONLY if getattr(options, name) is not None]
         if given:
             raise ConfigError(f"{', '.join(given)} only applies with --wait")
-    options.terminal = parse_statuses(options.terminal or _DEFAULT_TERMINAL, "--terminal")
+    terminal = _DEFAULT_TERMINAL if options.terminal is None else options.terminal
+    options.terminal = parse_statuses(terminal, "--terminal")
     if options.poll_interval is None:
         options.poll_interval = _DEFAULT_POLL_INTERVAL
     options.fail_on = (

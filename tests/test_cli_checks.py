@@ -218,6 +218,10 @@ async def test_terminal_typo_and_wait_only_options_are_usage_errors(sim: Simulat
     run = await run_ncinfo("--wait-timeout", "9", "1", env=cli_env(sim.url))
     assert run.code == 2
     assert _usage_error(run.err) == "ncinfo: error: --wait-timeout only applies with --wait"
+    run = await run_ncinfo("-w", "--poll-interval", "x", "1", env=cli_env(sim.url))
+    assert _usage_error(run.err) == "ncinfo: error: argument --poll-interval: not a number: 'x'"
+    run = await run_ncinfo("-w", "--terminal=", "1", env=cli_env(sim.url))
+    assert "--terminal needs at least one NC status" in _usage_error(run.err)
     run = await run_ncinfo("--formt", "json", "1", env=cli_env(sim.url))
     assert run.code == 2
     assert _usage_error(run.err) == "ncinfo: error: unrecognized arguments: --formt"
