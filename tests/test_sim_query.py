@@ -101,6 +101,12 @@ async def test_select_star_without_where_returns_every_job(sim: Simulator, login
         ),
         ("duration>1h", lambda j: j["DURATION"] > 3600),
         ('jobname~"^(sim|syn)$"', lambda j: j["JOBNAME"] in ("sim", "syn")),
+        # SELRULES' own examples (reference, section 1.4.1).
+        ("isjob & status==FAILED,INVALID", lambda j: j["STATUS"] in ("FAILED", "INVALID")),
+        ("isjob autokill>10m", lambda j: j["AUTOKILL"] > 600),
+        ("idint<50 | idint>190", lambda j: j["IDINT"] < 50 or j["IDINT"] > 190),
+        ("isjob", lambda j: True),
+        ("!isfile jobclass==regress", lambda j: j["JOBCLASS"] == "regress"),
     ],
 )
 async def test_where_rules_select_matching_jobs(
@@ -115,6 +121,14 @@ async def test_where_rules_select_matching_jobs(
     status, _, body = await query(server, login, select="idint", where=where, **{"from": "jobs"})
     assert status == 200, body
     assert [row[0] for row in body["rows"]] == expected
+
+
+@pytest.mark.parametrize("where", ["!isjob", "isfile", "isjob==0", "isjob autokill<0"])
+async def test_flag_rules_that_select_nothing(sim: Simulator, login: Login, where: str) -> None:
+    """`isjob` is 1 and `isfile` 0 for every job, so their negations select no job."""
+    status, _, body = await query(sim, login, select="idint", where=where, **{"from": "jobs"})
+    assert status == 200, body
+    assert body["rows"] == []
 
 
 async def test_idint_comma_list_batch(sim: Simulator, login: Login) -> None:

@@ -155,3 +155,26 @@ def test_huge_idint_list_parses_linearly() -> None:
     assert isinstance(rule, Pred)
     assert len(rule.values) == 20000
     assert candidate_ids(rule) == frozenset(range(1, 20001))
+
+
+@pytest.mark.parametrize(
+    ("rule", "ids"),
+    [
+        ("isjob", [1, 2, 3, 4, 5]),
+        ("isjob & status==FAILED,VALID", [1, 2, 5]),
+        ("isjob duration>10m", [2, 5]),
+        ("!isjob | idint==3", [3]),
+        ("isfile", []),
+        ("ISJOB==1 idint<3", [1, 2]),
+    ],
+)
+def test_flags_hold_for_every_row(rule: str, ids: list[int]) -> None:
+    """Flag fields (isjob, isfile) have one value for all rows and combine with the rest."""
+    match = compile_rule(parse(rule), INDEX, int_fields=INT_FIELDS, flags={"ISJOB": 1, "ISFILE": 0})
+    assert [row[0] for row in ROWS if match(row)] == ids
+
+
+def test_flags_are_unknown_without_being_declared() -> None:
+    """Without the flags mapping, isjob is an unknown field, as before."""
+    with pytest.raises(RuleError, match="isjob"):
+        compile_rule(parse("isjob"), INDEX, int_fields=INT_FIELDS)

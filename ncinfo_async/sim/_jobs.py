@@ -19,6 +19,7 @@ __all__ = [
     "FIELDS",
     "FIELD_INDEX",
     "INT_FIELDS",
+    "JOB_FLAGS",
     "JobPlan",
     "JobTable",
     "SimClock",
@@ -50,14 +51,18 @@ FIELDS: tuple[str, ...] = (
     "DIR",
     "MAXRAM",
     "CPUTIME",
+    "AUTOKILL",
 )
 #: Upper-case field name -> position in a row.
 FIELD_INDEX: dict[str, int] = {name: pos for pos, name in enumerate(FIELDS)}
 #: Fields whose values are ints (they compare numerically in selection rules).
 INT_FIELDS: frozenset[str] = frozenset(
     {"IDINT", "PRIORITY", "SUBMITTIME", "STARTTIME", "ENDTIME", "DURATION", "EXIT"}
-    | {"MAXRAM", "CPUTIME"}
+    | {"MAXRAM", "CPUTIME", "AUTOKILL"}
 )
+#: Flags that hold for every row of the jobs table, usable in selection rules: SELRULES'
+#: own example `isjob & status==FAILED,INVALID` (reference, section 1.4.1).
+JOB_FLAGS: dict[str, int] = {"ISJOB": 1, "ISFILE": 0}
 
 # VOV STATUS for each NC status name (reference, section 4.3).
 _VOV_STATUS = {
@@ -70,6 +75,9 @@ _VOV_STATUS = {
     "Withdrawn": "WITHDRAWN",
 }
 _FROZEN_KINDS = frozenset({"Idle", "Suspended", "Withdrawn"})
+# AUTOKILL ([DOC] NODEFIELDS: an integer duration, 0 for none) follows the job class, so it
+# takes no draw from the generator and every other field stays as it was.
+_AUTOKILL = {"": 0, "short": 300, "long": 86400, "regress": 3600, "sta": 14400}
 
 _HOSTS = tuple(f"lnx{rack:02d}{slot}" for rack in range(1, 13) for slot in "abcd")
 _SUBMIT_HOSTS = ("login1", "login2", "vncgw")
@@ -184,6 +192,7 @@ class JobPlan:
             self.directory,
             self.maxram if start else 0,
             duration * 850 if start else 0,
+            _AUTOKILL.get(self.jobclass, 0),
         )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from ._jobs import FIELD_INDEX, INT_FIELDS, JobTable
+from ._jobs import FIELD_INDEX, INT_FIELDS, JOB_FLAGS, JobTable
 from ._rules import Pred, RuleError, candidate_ids, compile_rule, parse
 from ._tables import Table, resolve_columns
 
@@ -78,7 +78,9 @@ def _matching_rows(jobs: JobTable, where: str) -> list[tuple[Any, ...]]:
             # lookup per ID, and no per-row evaluation when the rule is just that.
             bare_ids = candidates is not None and isinstance(rule, Pred)
             rule_matches = (
-                None if bare_ids else compile_rule(rule, FIELD_INDEX, int_fields=INT_FIELDS)
+                None
+                if bare_ids
+                else compile_rule(rule, FIELD_INDEX, int_fields=INT_FIELDS, flags=JOB_FLAGS)
             )
         except RuleError as exc:
             raise QueryError(str(exc)) from None

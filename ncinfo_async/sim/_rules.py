@@ -262,24 +262,38 @@ def candidate_ids(rule: Rule, id_field: str = "IDINT") -> frozenset[int] | None:
     return None
 
 
-def compile_rule(rule: Rule, index: Mapping[str, int], *, int_fields: Collection[str]) -> Matcher:
+def compile_rule(
+    rule: Rule,
+    index: Mapping[str, int],
+    *,
+    int_fields: Collection[str],
+    flags: Mapping[str, int] | None = None,
+) -> Matcher:
     """Turn `rule` into a predicate over one row (values positioned by `index`).
 
     `index` maps upper-case field names to row positions; field names in the rule are
-    case-insensitive ([DOC] NODEFIELDS). String comparisons are case-sensitive.
+    case-insensitive ([DOC] NODEFIELDS). String comparisons are case-sensitive. `flags`
+    are integer fields with one value for every row of the source (`isjob` is 1 for each
+    row of `jobs`); they are not part of the row.
 
     Raises:
         RuleError: The rule names an unknown field or gives a non-integer value for an
             integer field.
     """
+    flags = flags or {}
     if isinstance(rule, Not):
-        inner = compile_rule(rule.rule, index, int_fields=int_fields)
+        inner = compile_rule(rule.rule, index, int_fields=int_fields, flags=flags)
         return lambda row: not inner(row)
     if isinstance(rule, And | Or):
-        parts = [compile_rule(sub, index, int_fields=int_fields) for sub in rule.rules]
+        parts = [compile_rule(sub, index, int_fields=int_fields, flags=flags) for sub in rule.rules]
         if isinstance(rule, And):
             return lambda row: all(part(row) for part in parts)
         return lambda row: any(part(row) for part in parts)
+    name = rule.field.upper()
+    if name in flags and name not in index:
+        # The same predicate on a one-value row: the answer is the same for every row.
+        answer = _compile_pred(rule, {name: 0}, {name})((flags[name],))
+        return lambda _row: answer
     return _compile_pred(rule, index, int_fields)
 
 
