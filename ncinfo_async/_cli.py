@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=str.lower,
         choices=FORMATS,
         default="text",
-        help="text (the nc_info.py layout), json, ndjson, csv or table",
+        help="text (the nc_info.py layout), json, ndjson, csv, table, "
+        "junit (JUnit XML for CI) or markdown (a CI summary)",
     )
     output.add_argument(
         "-f",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -20,8 +20,16 @@ from ._protocol import SEED_FIELDS, JobResult, JsonValue
 
 __all__ = ["FORMATS", "Renderer", "Summary", "make_renderer"]
 
-Format = Literal["text", "json", "ndjson", "csv", "table"]
-FORMATS: Final[tuple[Format, ...]] = ("text", "json", "ndjson", "csv", "table")
+Format = Literal["text", "json", "ndjson", "csv", "table", "junit", "markdown"]
+FORMATS: Final[tuple[Format, ...]] = (
+    "text",
+    "json",
+    "ndjson",
+    "csv",
+    "table",
+    "junit",
+    "markdown",
+)
 
 #: Rows the table format reads before fixing its column widths.
 TABLE_SAMPLE: Final = 100
@@ -262,9 +270,16 @@ class TableRenderer(Renderer):
         return head + super().finish(summary)
 
 
-def make_renderer(fmt: Format, fields: Sequence[str] | None) -> Renderer:
-    """The renderer for a format name."""
-    kinds: dict[Format, type[Renderer]] = {
+def make_renderer(
+    fmt: Format, fields: Sequence[str] | None, *, fail_on: Collection[str] = ()
+) -> Renderer:
+    """The renderer for a format name; ``fail_on`` marks failures in the CI reports."""
+    if fmt in ("junit", "markdown"):
+        from ._report import JunitRenderer, MarkdownRenderer
+
+        report = JunitRenderer if fmt == "junit" else MarkdownRenderer
+        return report(fields, fail_on=fail_on)
+    kinds: dict[str, type[Renderer]] = {
         "text": TextRenderer,
         "json": JsonRenderer,
         "ndjson": NdjsonRenderer,

@@ -88,9 +88,9 @@ def parse_fields(text: str | None, fmt: str) -> list[str] | None:
     if not names:
         raise ConfigError("--fields needs at least one field name")
     if names == ["*"]:
-        if fmt in ("csv", "table"):
+        if fmt in ("csv", "table", "markdown"):
             raise ConfigError(
-                "--fields '*' works with text, json and ndjson; name the columns for csv/table"
+                f"--fields '*' works with text, json, ndjson and junit; name the columns for {fmt}"
             )
         return None if fmt != "text" else ["*"]
     return names
@@ -137,10 +137,14 @@ def run_async(
 def _select(fields: list[str] | None, fmt: str) -> list[str]:
     """The fields a batched query asks for: what is shown, plus STATUSNC to wait and check."""
     if fields is None:
-        return ["*"] if fmt in ("json", "ndjson") else [*SEED_FIELDS]
+        if fmt in ("json", "ndjson", "junit"):
+            return ["*"]
+        return [*SEED_FIELDS, "JOBNAME"] if fmt == "markdown" else [*SEED_FIELDS]
     if "*" in fields:
         return ["*"]
-    return list(dict.fromkeys([*fields, "STATUSNC"]))
+    # junit names its testcases' classes after USER and JOBNAME and times them by DURATION.
+    extra = ["USER", "JOBNAME", "DURATION"] if fmt == "junit" else []
+    return list(dict.fromkeys([*fields, "STATUSNC", *extra]))
 
 
 def _asked_fields(text: str | None) -> list[str]:
@@ -215,7 +219,7 @@ def run_cli(
 
     run = Inspection(
         settings,
-        make_renderer(options.format, fields),
+        make_renderer(options.format, fields, fail_on=options.fail_on),
         console,
         plan,
         malformed=malformed,
