@@ -52,6 +52,8 @@ examples:
   seq 1 5000 | ncinfo --format ndjson > jobs.ndjson
   seq 1 20000 | ncinfo --batch --format csv --fields id,statusnc
   ncinfo -w --wait-timeout 3600 --fail-on Failed 1138 1143   (CI: wait, fail if any failed)
+  ncinfo --where 'jobname~regress_42' --wait --fail-on Failed --format junit > report.xml
+  ncinfo --where 'statusnc==Failed' --format markdown >> "$GITHUB_STEP_SUMMARY"
   ncinfo demo          (an in-process simulator, no server needed)"""
 
 
@@ -201,6 +203,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tuning.add_argument(
         "--asyncio", action="store_true", help="use the plain asyncio loop, not uvloop"
+    )
+
+    select = parser.add_argument_group("selecting jobs by rule instead of ID")
+    select.add_argument(
+        "--where",
+        metavar="RULE",
+        help="the jobs an Accelerator selection rule selects, e.g. 'user==ci statusnc==Failed' "
+        "(through /api/v3/query; not with job IDs)",
+    )
+    select.add_argument(
+        "--page-size",
+        type=_positive_int,
+        default=1000,
+        help="jobs per /api/v3/query page with --where (default: 1000)",
     )
 
     checks = parser.add_argument_group("input checks")

@@ -177,7 +177,15 @@ def run_cli(
         fields = parse_fields(options.fields, options.format)
         ids: AsyncIterable[int]
         explicit = [arg for arg in options.job_ids if arg != "-"]
-        if explicit:
+        where = None
+        if options.where is not None:
+            if options.job_ids:
+                raise ConfigError("give job IDs or --where RULE, not both")
+            from ._where import check_rule
+
+            where = check_rule(options.where)
+            ids, total = _as_async([]), None
+        elif explicit:
             if "-" in options.job_ids:
                 raise ConfigError("give job IDs as arguments or '-' for stdin, not both")
             listed = [parse_job_id(arg) for arg in explicit]
@@ -208,6 +216,8 @@ def run_cli(
         fields=_asked_fields(options.fields),
         strict=options.strict,
         all_errors=options.verbose > 0,
+        where=where,
+        page_size=options.page_size,
     )
     token = None
     if cache is not None:
