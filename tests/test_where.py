@@ -335,3 +335,19 @@ async def test_wait_on_a_rule_times_out(sim_factory: Any, tmp_path: Path) -> Non
     assert run.lines()
     assert all(line["fields"]["STATUSNC"] == "Suspended" for line in run.lines())
     assert "still unfinished" in run.err
+
+
+@pytest.mark.asyncio
+async def test_deadline_during_the_pages(sim_factory: Any, tmp_path: Path) -> None:
+    """A --deadline that passes between pages: the jobs so far in a closed document, exit 2."""
+    sim = await sim_factory(jobs=50, latency_ms=300)
+    run = await run_ncinfo(
+        "--where", "isjob", "--page-size", "2", "--deadline", "2", "--format", "json",
+        env=env_for(sim.url, tmp_path),
+    )  # fmt: skip
+    assert run.code == 2, run.err
+    results = json.loads(run.out)["results"]
+    assert 0 < len(results) < 50
+    assert [r["id"] for r in results] == list(range(1, len(results) + 1))
+    assert "deadline passed before every job the rule selects was fetched" in run.err
+    assert_clean_exit(run.err)
