@@ -214,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     select.add_argument(
         "--page-size",
+        metavar="N",
         type=_positive_int,
         default=1000,
         help="jobs per /api/v3/query page with --where (default: 1000)",

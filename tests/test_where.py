@@ -21,7 +21,7 @@ from junitparser import JUnitXml
 
 from ncinfo_async import Client, Settings
 from ncinfo_async._exceptions import ApiError, ConfigError, ResponseFormatError
-from ncinfo_async._where import check_rule, rule_path, select_jobs
+from ncinfo_async._where import check_rule, rule_path, select_jobs, wait_for_rule
 from ncinfo_async.sim import Simulator
 from ncinfo_async.sim._jobs import generate_jobs
 
@@ -144,6 +144,58 @@ async def test_a_server_ignoring_the_paging_condition_is_caught() -> None:
             assert [result.job_id for result in first] == [1, 2]
             with pytest.raises(ResponseFormatError, match="idint>2"):
                 await anext(pages)
+
+
+@pytest.mark.asyncio
+async def test_wait_on_a_rule_takes_in_jobs_that_appear_later() -> None:
+    """A job the rule selects only at a later poll joins the wait, and the wait goes on
+    until it is finished too; a job that left the rule is fetched by ID meanwhile."""
+    # What the rule selects at each poll (ID -> status); job 1 leaves it at the second poll.
+    polls = [{1: "Running"}, {2: "Running"}, {2: "Done"}]
+    status = {1: "Running", 2: "Running"}
+    rule_polls = 0
+
+    def table(ids: list[int]) -> dict[str, Any]:
+        columns = [{"col": 0, "field": "IDINT"}, {"col": 1, "field": "STATUSNC"}]
+        rows = [[job_id, status[job_id]] for job_id in ids]
+        return {"startrow": 1, "endrow": len(rows), "query": "", "errormsg": "", "columns": columns,
+                "rows": rows}  # fmt: skip
+
+    async def token(request: web.Request) -> web.Response:
+        return web.json_response({"token_type": "Bearer", "access_token": "x.y.z"})
+
+    async def query(request: web.Request) -> web.Response:
+        nonlocal rule_polls
+        where = request.query["where"]
+        if where.startswith("idint=="):  # a fetch by ID of jobs that left the rule
+            status[1] = "Done"
+            return web.json_response(table([int(n) for n in where[7:].split(",")]))
+        selected = polls[min(rule_polls, len(polls) - 1)]
+        rule_polls += 1
+        status.update(selected)
+        return web.json_response(table(sorted(selected)))
+
+    app = web.Application()
+    app.router.add_post("/api/v3/token", token)
+    app.router.add_get("/api/v3/query", query)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        async with Client(settings_for(url)) as client:
+            outcome = await wait_for_rule(
+                client, "x==1", ["STATUSNC"], terminal={"Done"}, poll_interval=0.01
+            )
+    finally:
+        await runner.cleanup()
+    assert outcome.polls == 3
+    assert outcome.unfinished == []
+    assert [(r.job_id, (r.fields or {})["STATUSNC"]) for r in outcome.results] == [
+        (1, "Done"),
+        (2, "Done"),
+    ]
 
 
 # --- Tier 3 ----------------------------------------------------------------------------------
