@@ -7,7 +7,7 @@ import math
 import signal
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Sequence
-from contextlib import AbstractContextManager, aclosing
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TextIO
 
@@ -86,7 +86,8 @@ class Plan:
             named at the end if no answer carried it.
         strict: a ``fields`` name no answer carried is an error (exit 2).
         all_errors: print every per-job error on stderr, not only the first ones.
-        where: a selection rule choosing the jobs instead of IDs (``--where``).
+        where: a selection rule choosing the jobs instead of IDs (``--where``; run by
+            ``RuleInspection``).
         page_size: jobs per ``/api/v3/query`` page with ``where``.
     """
 
@@ -215,10 +216,6 @@ class Inspection:
         return not login.cancelled_caught
 
     async def _inspect(self, client: Client, ids: AsyncIterable[int]) -> int:
-        if self.plan.where is not None:
-            if not await self._login(client):
-                return EXIT_USAGE  # a signal: its own exit status wins
-            return await self._inspect_rule(client, self.plan.where)
         iterator = aiter(ids)
         first = await anext(iterator, None)
         if first is None:
@@ -249,98 +246,6 @@ class Inspection:
                 self.console.bar = None
         await self._check_fields(client)
         return self._status()
-
-    async def _inspect_rule(self, client: Client, rule: str) -> int:
-        """``--where``: the jobs the rule selects, page by page as they come (in ID order), or
-        each one's last state once none is unfinished (``--wait``).
-
-        Nothing is written before the first page, so a refused rule leaves stdout empty; a
-        failure after it closes the document before the error is reported.
-        """
-        from ._where import select_jobs
-
-        bar = self._progress_bar()
-        started = complete = False
-        latest: dict[int, JobResult] = {}
-
-        def begin() -> None:
-            nonlocal started
-            if not started:
-                started = True
-                self.console.out.write(self.renderer.start())
-
-        try:
-            with anyio.CancelScope() as scope, anyio.move_on_after(self._remaining()):
-                self._stop = lambda _reason: scope.cancel()
-                if self.plan.wait:
-                    await self._wait_rule(client, rule, bar, latest)
-                else:
-                    pages = select_jobs(
-                        client, rule, self.plan.select, page_size=self.plan.page_size
-                    )
-                    async with aclosing(pages):
-                        async for page in pages:
-                            begin()
-                            for result in page:
-                                self._emit(result)
-                                if bar is not None:
-                                    bar.update()
-                            self.console.out.flush()
-                complete = True
-            if latest:
-                # --wait: each job's last state, in ID order, even after a signal or deadline.
-                begin()
-                for job_id in sorted(latest):
-                    self._emit(latest[job_id])
-        except NcInfoError:
-            if started:
-                self._finish()
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-        begin()
-        self._finish()
-        if not complete and self.signal_exit is None:
-            self.console.error(
-                f"the {self.settings.deadline:g} s deadline passed before every job the rule "
-                "selects was fetched"
-            )
-            return EXIT_USAGE
-        if not self.summary.requested:
-            self.console.notice(f"no job matches --where {rule!r}")
-        return self._status()
-
-    async def _wait_rule(
-        self, client: Client, rule: str, bar: _Progress | None, latest: dict[int, JobResult]
-    ) -> None:
-        """Poll the rule until no job it selected is unfinished; ``latest`` gets each job's
-        last result as it arrives, so a cancelled wait still has them."""
-        from ._where import wait_for_rule
-
-        def progress(finished: int, total: int) -> None:
-            if bar is not None:
-                bar.reset(total=total)
-                bar.n = finished
-                bar.refresh()
-
-        outcome = await wait_for_rule(
-            client,
-            rule,
-            self.plan.select,
-            terminal=self.plan.terminal,
-            poll_interval=self.plan.poll_interval,
-            give_up_after=self.plan.wait_timeout,
-            page_size=self.plan.page_size,
-            progress=progress,
-            latest=latest,
-        )
-        self.unfinished = len(outcome.unfinished)
-        if self.unfinished:
-            self.console.notice(
-                f"{self.unfinished} job(s) still unfinished after "
-                f"{self.plan.wait_timeout:g} s (--wait-timeout)"
-            )
 
     async def _stream(self, fan: FanOut, bar: _Progress | None) -> None:
         """Render results as they arrive; a first signal stops the fan-out cleanly."""

@@ -227,7 +227,12 @@ def run_cli(
         if cache is not None and new_token is not token:
             cache.save(settings.url, settings.user, new_token)
 
-    run = Inspection(
+    kind = Inspection
+    if where is not None:
+        from ._where_run import RuleInspection
+
+        kind = RuleInspection
+    run = kind(
         settings,
         make_renderer(options.format, fields, fail_on=options.fail_on),
         console,
