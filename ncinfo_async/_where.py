@@ -6,8 +6,10 @@ parameter is unknown, so each page asks for the next ``limit`` jobs after the la
 
     where=(RULE) idint>LAST & order=idint & limit=PAGE
 
-("keyset" paging: no job is skipped or repeated when jobs come and go between pages, and a
-page shorter than ``limit`` is the last, so N matching jobs cost ``N // PAGE + 1`` requests).
+("keyset" paging: no job is skipped or repeated when jobs come and go between pages).  Only
+an empty page ends the selection: whether the server caps an answer below ``limit`` is not
+documented (REST ref §9, question 7), so a short page may not be the last.  N matching jobs
+cost ``ceil(N / PAGE) + 1`` requests.
 ``idint<5000 | idint>10000`` is SELRULES' own example of a comparison on ``idint``, and the
 parentheses and the bare-space AND are documented too.
 """
@@ -131,11 +133,10 @@ async def select_jobs(
                     f"the query answer breaks the paging condition idint>{after}", url=url
                 )
             results.append(JobResult(job_id, fields=row))
-        results.sort(key=lambda result: result.job_id)
-        if results:
-            yield results
-        if len(rows) < page_size:
+        if not results:
             return
+        results.sort(key=lambda result: result.job_id)
+        yield results
         after = results[-1].job_id
 
 

@@ -131,6 +131,15 @@ async def test_flag_rules_that_select_nothing(sim: Simulator, login: Login, wher
     assert body["rows"] == []
 
 
+async def test_query_max_rows_caps_every_answer(sim_factory: SimFactory, login: Login) -> None:
+    """With query_max_rows, an answer carries at most that many rows, whatever its limit."""
+    server = await sim_factory(query_max_rows=3)
+    status, _, body = await query(server, login, select="idint", limit="10", **{"from": "jobs"})
+    assert status == 200
+    assert body["rows"] == [[1], [2], [3]]
+    assert body["endrow"] == 3
+
+
 async def test_idint_comma_list_batch(sim: Simulator, login: Login) -> None:
     """`idint==a,b,c` returns those jobs in ID order and silently skips unknown IDs."""
     status, _, body = await query(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -83,7 +84,7 @@ def test_rule_path_pages_by_id() -> None:
 
 @pytest.mark.asyncio
 async def test_pages_cover_every_job_once(sim_factory: Any) -> None:
-    """Small pages return every matching job once, in ID order, in N // page + 1 queries."""
+    """Small pages return every matching job once, in ID order, in ceil(N / page) + 1 queries."""
     sim = await sim_factory(jobs=300, start_time=T0, time_scale=1e-9)
     expected = await server_jobs(sim, "statusnc==Done")
     before = sim.stats()["requests"]["query"]
@@ -92,8 +93,20 @@ async def test_pages_cover_every_job_once(sim_factory: Any) -> None:
     got = [result.job_id for page in pages for result in page]
     assert got == expected
     assert all(len(page) == 7 for page in pages[:-1])
-    assert sim.stats()["requests"]["query"] - before == len(expected) // 7 + 1
+    assert sim.stats()["requests"]["query"] - before == math.ceil(len(expected) / 7) + 1
     assert all(result.fields and result.fields["STATUSNC"] == "Done" for p in pages for result in p)
+
+
+@pytest.mark.asyncio
+async def test_a_server_capping_its_answers_is_paged_through(sim_factory: Any) -> None:
+    """A server that sends fewer rows than `limit` asks for still yields every job: only an
+    empty page ends the selection."""
+    sim = await sim_factory(jobs=100, start_time=T0, time_scale=1e-9, query_max_rows=6)
+    expected = list(range(1, 101))
+    async with Client(settings_for(sim.url)) as client:
+        pages = [page async for page in select_jobs(client, "isjob", ["idint"], page_size=1000)]
+    assert [result.job_id for page in pages for result in page] == expected
+    assert [len(page) for page in pages] == [6] * 16 + [4]
 
 
 async def _table_server(body: dict[str, Any]) -> AsyncIterator[str]:
@@ -170,10 +183,12 @@ async def test_wait_on_a_rule_takes_in_jobs_that_appear_later() -> None:
         if where.startswith("idint=="):  # a fetch by ID of jobs that left the rule
             status[1] = "Done"
             return web.json_response(table([int(n) for n in where[7:].split(",")]))
-        selected = polls[min(rule_polls, len(polls) - 1)]
-        rule_polls += 1
+        after = int(where.rsplit("idint>", 1)[1])
+        if after == 0:  # a poll's first page
+            rule_polls += 1
+        selected = polls[min(rule_polls - 1, len(polls) - 1)]
         status.update(selected)
-        return web.json_response(table(sorted(selected)))
+        return web.json_response(table(sorted(n for n in selected if n > after)))
 
     app = web.Application()
     app.router.add_post("/api/v3/token", token)
@@ -249,7 +264,7 @@ async def test_where_failed_prints_exactly_the_failed_jobs(
     after = sim.stats()["requests"]
     sent = {route: after[route] - stats.get(route, 0) for route in after}
     assert sum(sent.values()) <= 5
-    assert sent["query"] == 1
+    assert sent["query"] == 2  # the page, and the empty page that proves it was the last
     assert sent["job"] == 0
 
 
@@ -268,7 +283,7 @@ async def test_where_pages_through_the_cli(sim_factory: Any, tmp_path: Path) -> 
     assert rows[0] == ["IDINT", "AUTOKILL"]
     assert [int(row[0]) for row in rows[1:]] == expected
     assert all(int(row[1]) > 600 for row in rows[1:])
-    assert sim.stats()["requests"]["query"] - before == len(expected) // 9 + 1
+    assert sim.stats()["requests"]["query"] - before == math.ceil(len(expected) / 9) + 1
 
 
 @pytest.mark.asyncio

@@ -201,7 +201,7 @@ class SimState:
         if fmt not in FORMATS:
             return _error(400, f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
         try:
-            table = run_query(self.jobs, params)
+            table = run_query(self.jobs, params, max_rows=self.config.query_max_rows)
         except QueryError as exc:
             return _error(400, str(exc))
         body, content_type = table.render(fmt)

@@ -138,6 +138,9 @@ class SimConfig:
             bytes; longer ones get aiohttp's plain-text 400. vovserver's limit is
             [UNKNOWN] (reference, section 7); the default lets one `idint==` list
             carry tens of thousands of IDs.
+        query_max_rows: Most rows one `/api/v3/query` answer carries, whatever its
+            `limit`; None for no cap. Whether vovserver caps an answer is [UNKNOWN]
+            (reference, section 9, question 7), so clients can test that they page on.
     """
 
     host: str = "127.0.0.1"
@@ -157,12 +160,15 @@ class SimConfig:
     project: str = "ncsim"
     version: str = "2024.1.0 (ncinfo-sim)"
     max_line_size: int = 262_144
+    query_max_rows: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
         if self.max_line_size < 1024:
             raise ValueError(f"max_line_size must be >= 1024, got {self.max_line_size}")
+        if self.query_max_rows is not None and self.query_max_rows < 1:
+            raise ValueError(f"query_max_rows must be >= 1, got {self.query_max_rows}")
         if self.jobs < 0:
             raise ValueError(f"jobs must be >= 0, got {self.jobs}")
         if not self.users:

@@ -96,8 +96,8 @@ def _matching_rows(jobs: JobTable, where: str) -> list[tuple[Any, ...]]:
     return rows
 
 
-def run_query(jobs: JobTable, params: Mapping[str, str]) -> Table:
-    """Answer one `/api/v3/query` request.
+def run_query(jobs: JobTable, params: Mapping[str, str], *, max_rows: int | None = None) -> Table:
+    """Answer one `/api/v3/query` request, with at most `max_rows` rows if given.
 
     Raises:
         QueryError: A missing or unknown `from`, a bad select list, selection rule,
@@ -124,5 +124,7 @@ def run_query(jobs: JobTable, params: Mapping[str, str]) -> Table:
         rows.sort(key=itemgetter(pos), reverse=descending)
     if limit is not None:
         rows = rows[:limit]
+    if max_rows is not None:
+        rows = rows[:max_rows]
     projected = [Table.project(row, columns) for row in rows]
     return Table(_echo(select, source, where, order, limit_text), columns, projected)
