@@ -14,6 +14,7 @@ emphasis and link characters, HTML).
 from __future__ import annotations
 
 import html
+import math
 import re
 from collections.abc import Collection, Sequence
 from typing import Final
@@ -86,7 +87,7 @@ def markdown_cell(value: JsonValue, limit: int = MARKDOWN_CELL) -> str:
     text = _text(value).replace("\r\n", "\n").replace("\t", " ")
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    text = _CONTROL.sub(lambda m: _visible(m) if m.group() != "\n" else "\n", text)
+    text = _CONTROL.sub(_visible, text)  # newlines are not in it: they become <br> below
     text = _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
     return text.replace("\n", "<br>")
 
@@ -94,7 +95,12 @@ def markdown_cell(value: JsonValue, limit: int = MARKDOWN_CELL) -> str:
 def _seconds(fields: dict[str, JsonValue]) -> float | None:
     """A job's duration in seconds: ``DURATION``, else parsed from ``DURATIONPP``."""
     duration = fields.get("DURATION")
-    if isinstance(duration, int | float) and not isinstance(duration, bool) and duration >= 0:
+    if (
+        isinstance(duration, int | float)
+        and not isinstance(duration, bool)
+        and math.isfinite(duration)
+        and duration >= 0
+    ):
         return float(duration)
     pretty = fields.get("DURATIONPP")
     if isinstance(pretty, str) and pretty:
