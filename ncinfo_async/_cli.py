@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--page-size",
         metavar="N",
         type=_positive_int,
-        default=1000,
+        default=None,
         help="jobs per /api/v3/query page with --where (default: 1000)",
     )
 
@@ -303,8 +303,14 @@ def check_options(options: argparse.Namespace) -> None:
     ``terminal`` and ``fail_on`` become lists of NC statuses spelled as Accelerator does.
 
     Raises:
-        ConfigError: an unknown NC status, or a wait-only option without ``--wait``.
+        ConfigError: an unknown NC status, a wait-only option without ``--wait``, or
+            ``--where`` with job IDs, or ``--page-size`` without it.
     """
+    if options.where is not None:
+        if options.job_ids:
+            raise ConfigError("give job IDs or --where RULE, not both")
+    elif options.page_size is not None:
+        raise ConfigError("--page-size only applies with --where")
     if not options.wait:
         given = [flag for name, flag in _WAIT_ONLY if getattr(options, name) is not None]
         if given:

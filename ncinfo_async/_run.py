@@ -21,6 +21,7 @@ from ._protocol import SEED_FIELDS, Token, is_loopback_host
 from ._render import make_renderer
 from ._settings import Settings
 from ._stderr import StderrStream
+from ._where import DEFAULT_PAGE_SIZE, check_rule
 
 if TYPE_CHECKING:
     from ._tokencache import TokenCache
@@ -179,10 +180,6 @@ def run_cli(
         explicit = [arg for arg in options.job_ids if arg != "-"]
         where = None
         if options.where is not None:
-            if options.job_ids:
-                raise ConfigError("give job IDs or --where RULE, not both")
-            from ._where import check_rule
-
             where = check_rule(options.where)
             ids, total = _as_async([]), None
         elif explicit:
@@ -217,7 +214,7 @@ def run_cli(
         strict=options.strict,
         all_errors=options.verbose > 0,
         where=where,
-        page_size=options.page_size,
+        page_size=options.page_size or DEFAULT_PAGE_SIZE,
     )
     token = None
     if cache is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Callable, Collection, Sequence
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote
 
@@ -33,7 +34,14 @@ from ._protocol import (
     job_id_of,
     parse_query,
 )
-from ._wait import WaitOutcome, is_finished
+from ._wait import (
+    HEARTBEAT,
+    WaitOutcome,
+    WaitStatus,
+    is_finished,
+    next_poll_in,
+    wait_status,
+)
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -151,6 +159,8 @@ async def wait_for_rule(
     page_size: int = DEFAULT_PAGE_SIZE,
     progress: Callable[[int, int], None] | None = None,
     latest: dict[int, JobResult] | None = None,
+    report: Callable[[WaitStatus], None] | None = None,
+    heartbeat: float = HEARTBEAT,
 ) -> WaitOutcome:
     """Poll ``rule`` until no job it has selected is unfinished, or ``give_up_after`` seconds.
 
@@ -158,35 +168,69 @@ async def wait_for_rule(
     jobs submitted during the wait are waited for too).  A job it selected once stays in
     the wait even if the rule stops selecting it (``statusnc==Running`` drops a job that
     ends): such a job is fetched by ID until it is finished or the server forgets it.
+    Timing, ``progress``, ``report`` and ``heartbeat`` are as for ``wait_for_jobs``;
     ``latest`` receives each job's last result as it arrives.
     """
     latest = {} if latest is None else latest
-    give_up = None if give_up_after is None else time.monotonic() + give_up_after
+    started = time.monotonic()
+    give_up = None if give_up_after is None else started + give_up_after
     polls = 0
     pending: list[int] = []
-    while True:
-        polls += 1
-        selected: set[int] = set()
-        async for page in select_jobs(client, rule, select, page_size=page_size):
-            for result in page:
-                latest[result.job_id] = result
-                selected.add(result.job_id)
-        stragglers = [
-            job_id
-            for job_id, result in latest.items()
-            if job_id not in selected and not is_finished(result, terminal)
-        ]
-        if stragglers:
-            async with client.fan_out(stragglers, batch=True, select=select).run() as results:
-                async for result in results:
-                    latest[result.job_id] = result
-        pending = sorted(
-            job_id for job_id, result in latest.items() if not is_finished(result, terminal)
-        )
-        if progress is not None:
-            progress(len(latest) - len(pending), len(latest))
-        if not pending or (give_up is not None and time.monotonic() + poll_interval > give_up):
-            break
-        await anyio.sleep(poll_interval)
+    last_report = started
+
+    def send_report() -> None:
+        nonlocal last_report
+        last_report = time.monotonic()
+        if report is not None:
+            elapsed = last_report - started
+            report(wait_status(sorted(latest), latest, terminal, elapsed=elapsed, polls=polls))
+
+    async def keep_reporting() -> None:
+        while True:
+            await anyio.sleep(max(0.0, last_report + heartbeat - time.monotonic()))
+            if time.monotonic() - last_report >= heartbeat:
+                send_report()
+
+    async with anyio.create_task_group() as group:
+        if report is not None:
+            group.start_soon(keep_reporting)
+        while True:
+            polls += 1
+            poll_started = time.monotonic()
+            selected: set[int] = set()
+            async with aclosing(select_jobs(client, rule, select, page_size=page_size)) as pages:
+                async for page in pages:
+                    for result in page:
+                        latest[result.job_id] = result
+                        selected.add(result.job_id)
+            stragglers = [
+                job_id
+                for job_id, result in latest.items()
+                if job_id not in selected and not is_finished(result, terminal)
+            ]
+            if stragglers:
+                async with client.fan_out(stragglers, batch=True, select=select).run() as results:
+                    async for result in results:
+                        latest[result.job_id] = result
+            pending = sorted(
+                job_id for job_id, result in latest.items() if not is_finished(result, terminal)
+            )
+            if progress is not None:
+                progress(len(latest) - len(pending), len(latest))
+            send_report()
+            if not pending:
+                break
+            pause = next_poll_in(
+                now=time.monotonic(),
+                poll_started=poll_started,
+                give_up=give_up,
+                interval=poll_interval,
+            )
+            if pause is None:
+                break
+            await anyio.sleep(pause)
+        group.cancel_scope.cancel()
     ordered = [latest[job_id] for job_id in sorted(latest)]
-    return WaitOutcome(results=ordered, unfinished=pending, polls=polls)
+    return WaitOutcome(
+        results=ordered, unfinished=pending, polls=polls, elapsed=time.monotonic() - started
+    )

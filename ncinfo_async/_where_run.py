@@ -12,6 +12,7 @@ from ._exceptions import NcInfoError
 from ._exitcodes import EXIT_USAGE
 from ._inspection import Inspection, _Progress
 from ._protocol import JobResult
+from ._wait import WaitStatus
 from ._where import select_jobs, wait_for_rule
 
 __all__ = ["RuleInspection"]
@@ -73,6 +74,7 @@ class RuleInspection(Inspection):
         finally:
             if bar is not None:
                 bar.close()
+                self.console.bar = None
         begin()
         self._finish()
         if not complete and self.signal_exit is None:
@@ -83,6 +85,7 @@ class RuleInspection(Inspection):
             return EXIT_USAGE
         if not self.summary.requested:
             self.console.notice(f"no job matches --where {rule!r}")
+        await self._check_fields(client)
         return self._status()
 
     async def _wait_rule(
@@ -91,11 +94,22 @@ class RuleInspection(Inspection):
         """Poll the rule until no job it selected is unfinished; ``latest`` gets each job's
         last result as it arrives, so a cancelled wait still has them."""
 
+        if bar is not None:
+            # A wait lasts: show the bar (and its status) at once, not after the usual delay.
+            bar.delay = 0.0
+
         def progress(finished: int, total: int) -> None:
             if bar is not None:
                 bar.reset(total=total)
                 bar.n = finished
                 bar.refresh()
+
+        def report(status: WaitStatus) -> None:
+            # On a terminal the bar shows the counts; elsewhere (a CI log) one line each time.
+            if bar is not None:
+                bar.set_postfix_str(status.describe(), refresh=True)
+            else:
+                self.console.notice(f"waiting: {status.describe()}")
 
         outcome = await wait_for_rule(
             client,
@@ -107,10 +121,12 @@ class RuleInspection(Inspection):
             page_size=self.plan.page_size,
             progress=progress,
             latest=latest,
+            report=report,
         )
         self.unfinished = len(outcome.unfinished)
         if self.unfinished:
             self.console.notice(
-                f"{self.unfinished} job(s) still unfinished after "
-                f"{self.plan.wait_timeout:g} s (--wait-timeout)"
+                f"{self.unfinished} job(s) still unfinished after {outcome.elapsed:.1f} s "
+                f"(--wait-timeout {self.plan.wait_timeout:g}); the oldest is "
+                f"{min(outcome.unfinished)}"
             )

@@ -306,10 +306,16 @@ async def test_a_refused_rule_is_one_error(
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     "args",
-    [("--where", "statusnc==Failed", "7"), ("--where", "x==1", "-"), ("--where", "(x==1")],
+    [
+        ("--where", "statusnc==Failed", "7"),
+        ("--where", "x==1", "-"),
+        ("--where", "(x==1"),
+        ("--page-size", "5", "7"),
+    ],
 )
 async def test_where_usage_errors(sim: Simulator, tmp_path: Path, args: tuple[str, ...]) -> None:
-    """IDs (or stdin) with --where, or a rule with unbalanced parentheses: exit 2, no request."""
+    """IDs (or stdin) with --where, a rule with unbalanced parentheses, or --page-size without
+    --where: exit 2, no request."""
     before = sim.stats()["requests"]
     run = await run_ncinfo(*args, env=env_for(sim.url, tmp_path))
     assert run.code == 2
@@ -402,6 +408,8 @@ async def test_wait_on_a_rule_times_out(sim_factory: Any, tmp_path: Path) -> Non
     assert run.lines()
     assert all(line["fields"]["STATUSNC"] == "Suspended" for line in run.lines())
     assert "still unfinished" in run.err
+    # Not a terminal: a status line per poll tells a CI log where the wait stands.
+    assert "ncinfo: waiting: 0/" in run.err
 
 
 @pytest.mark.asyncio
