@@ -26,6 +26,7 @@ from ._exceptions import (
     NcInfoError,
     NotFoundError,
     ResponseFormatError,
+    ServerUnreachable,
     TimeoutError,
     TransportError,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "NcInfoError",
     "NotFoundError",
     "ResponseFormatError",
+    "ServerUnreachable",
     "Settings",
     "TimeoutError",
     "Token",

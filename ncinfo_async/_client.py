@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import copy
 import logging
 import math
 import random
 import time
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
@@ -21,9 +23,11 @@ from ._exceptions import (
     ApiError,
     AuthError,
     ConfigError,
+    ConnectError,
     HTTPStatusError,
     NcInfoError,
     ResponseFormatError,
+    ServerUnreachable,
     TimeoutError,
     TransportError,
 )
@@ -32,11 +36,13 @@ from ._protocol import (
     MAX_ID_COST,
     RETRY_STATUSES,
     TOKEN_PATH,
+    Breaker,
     JobFields,
     JsonValue,
     Token,
     backoff_delay,
     batch_select,
+    breaker_threshold,
     http_status_error,
     id_cost,
     job_path,
@@ -61,6 +67,7 @@ PasswordProvider = Callable[[], str]
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _log = logging.getLogger("ncinfo_async")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +87,9 @@ class ClientStats:
     Attributes:
         requests: HTTP requests sent to the API (token requests excluded).
         retries: requests that were attempts after the first for the same call.
-        reauthentications: requests resent after a 401 with a renewed token.
+        reauthentications: requests resent after a 401 with a newer token.
         token_requests: ``POST /api/v3/token`` requests.
+        statuses: answers received, by HTTP status.
     """
 
     requests: int = 0
@@ -128,6 +136,12 @@ class Client:
         self._auth = TokenManager(
             self._request_token, margin=settings.refresh_margin, initial=token
         )
+        if token is not None:
+            _log_cached(token)
+        #: The error that stopped the run, once one has (see ``halted``).
+        self._halted: NcInfoError | None = None
+        self._breaker = Breaker(breaker_threshold(settings.concurrency))
+        self._fan_outs: weakref.WeakSet[FanOut] = weakref.WeakSet()
 
     async def __aenter__(self) -> Client:
         if self._session is None:
@@ -164,6 +178,19 @@ class Client:
         self._auth = TokenManager(
             self._request_token, margin=self.settings.refresh_margin, initial=token
         )
+        _log_cached(token)
+
+    @property
+    def halted(self) -> NcInfoError | None:
+        """The error that stopped the whole run, if one did.
+
+        An untrusted certificate (or a TLS handshake that cannot succeed) stops the run at
+        once; so do ``breaker_threshold(concurrency)`` attempts in a row that all timed out or
+        failed to connect (``ServerUnreachable``).  Every fan-out of this client is then
+        stopped, each job it left unanswered gets a copy of this error (with ``run_level``
+        set), and every later request fails with it at once, without touching the network.
+        """
+        return self._halted
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -176,7 +203,7 @@ class Client:
 
     async def authenticate(self) -> Token:
         """Make sure a token is held, requesting one if needed; raises ``AuthError`` if refused."""
-        token, _ = await self._auth.current()
+        token, _ = await self._auth.current(send=False)
         return token
 
     async def _request_token(self) -> Token:
@@ -190,11 +217,12 @@ class Client:
         url = self.settings.url + TOKEN_PATH
         form = token_form(self.settings.user, self._password)
 
-        async def post() -> Answer:
+        async def post() -> Token:
             self.stats.token_requests += 1
-            answer = await send(
-                self.session, "POST", url, data=form, max_body=self.settings.max_body
-            )
+            # The user name is no secret; the password never reaches a log.
+            _log.info("POST %s (token for user %s)", url, self.settings.user)
+            answer = await self._transmit("POST", url, data=form)
+            _log.info("POST %s -> %d", url, answer.status)
             if answer.status in RETRY_STATUSES:
                 raise http_status_error(
                     answer.status,
@@ -202,10 +230,23 @@ class Client:
                     url=url,
                     retry_after=parse_retry_after(answer.retry_after),
                 )
-            return answer
+            try:
+                return parse_token_response(answer.status, answer.body, now=time.time(), url=url)
+            except AuthError as exc:
+                if answer.status >= 300:
+                    raise  # refused (401/403 with a reason): final at once
+                # A 200 that holds no token (a proxy's page, a cut body) is a bad answer,
+                # retried like any other; only a refusal is final.
+                garbage = ResponseFormatError(exc.message, url=url, status=answer.status)
+                garbage.retryable = True
+                raise garbage from None
 
-        answer = await self._with_retries(post)
-        return parse_token_response(answer.status, answer.body, now=time.time(), url=url)
+        try:
+            return await self._with_retries(post, f"POST {url}")
+        except ResponseFormatError as exc:
+            if not exc.retryable:
+                raise
+            raise AuthError(exc.message, url=url, status=exc.status) from None
 
     # --- Requests ----------------------------------------------------------------------------
 
@@ -232,16 +273,33 @@ class Client:
         request = Request(method.upper(), url, json, job_id)
         if request.method not in _IDEMPOTENT:
             return await self._authorized(request)
-        return await self._with_retries(lambda: self._authorized(request))
+        return await self._with_retries(
+            lambda: self._authorized(request), f"{request.method} {url}"
+        )
 
     async def _authorized(self, request: Request) -> Answer:
+        """Send with the current token; after a 401, resend with a newer one.
+
+        A 401 means the token is expired or revoked.  The request is resent whenever a token
+        newer than the one it carried exists (single flight: one token request however many
+        requests met the same token), up to ``settings.attempts`` sends, so any number of
+        revocations during a run are survived.  The 401 is final only when those sends are
+        used up; a refused token request raises ``AuthError``.
+        """
         token, generation = await self._auth.current()
-        answer = await self._send(request, token)
-        if answer.status == 401:
-            # Expired or revoked: renew once (single flight across all tasks) and resend once.
-            token, _ = await self._auth.renew(generation)
-            self.stats.reauthentications += 1
+        try:
+            sends = 1
             answer = await self._send(request, token)
+            while answer.status == 401 and sends < self.settings.attempts:
+                if not self._auth.confirmed and generation == self._auth.generation:
+                    _log.info("the cached token was refused (401); requesting a new one")
+                token, generation = await self._auth.renew(generation)
+                self.stats.reauthentications += 1
+                sends += 1
+                answer = await self._send(request, token)
+        finally:
+            # Whatever happened, an unconfirmed token stops holding other requests back.
+            self._auth.settle(generation)
         if answer.status in RETRY_STATUSES:
             raise http_status_error(
                 answer.status,
@@ -254,13 +312,11 @@ class Client:
 
     async def _send(self, request: Request, token: Token) -> Answer:
         self.stats.requests += 1
-        answer = await send(
-            self.session,
+        answer = await self._transmit(
             request.method,
             request.url,
             headers={"Authorization": token.header},
             json=request.json,
-            max_body=self.settings.max_body,
             job_id=request.job_id,
         )
         self.stats.statuses[answer.status] = self.stats.statuses.get(answer.status, 0) + 1
@@ -278,11 +334,74 @@ class Client:
             )
         return answer
 
-    async def _with_retries(self, attempt: Callable[[], Awaitable[Answer]]) -> Answer:
+    async def _transmit(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        data: dict[str, str] | None = None,
+        json: JsonValue = None,
+        job_id: int | None = None,
+    ) -> Answer:
+        """One attempt on the wire, watched by the run-level breaker."""
+        if self._halted is not None:
+            raise self._halted_for(job_id)
+        try:
+            answer = await send(
+                self.session,
+                method,
+                url,
+                headers=headers,
+                data=data,
+                json=json,
+                max_body=self.settings.max_body,
+                job_id=job_id,
+            )
+        except ConnectError as exc:
+            if not exc.retryable:
+                # An untrusted certificate or a TLS mismatch: every request would meet it.
+                raise self._halt(exc, job_id) from exc
+            if self._breaker.failed(timed_out=False):
+                raise self._halt(self._unreachable(exc), job_id) from exc
+            raise
+        except TimeoutError as exc:
+            if self._breaker.failed(timed_out=True):
+                raise self._halt(self._unreachable(exc), job_id) from exc
+            raise
+        self._breaker.answered()
+        return answer
+
+    def _unreachable(self, last: NcInfoError) -> ServerUnreachable:
+        return ServerUnreachable(
+            f"stopping: the server at {self.settings.url} is not answering: "
+            f"{self._breaker.describe()}, none in between succeeded; last: {last.message}",
+            url=self.settings.url,
+        )
+
+    def _halt(self, error: NcInfoError, job_id: int | None) -> NcInfoError:
+        """Stop the run on ``error`` (the first one wins); return this job's copy of it."""
+        if self._halted is None:
+            error.run_level = True
+            self._halted = error
+            _log.info("run stopped: %s", error.message)
+            for fan_out in list(self._fan_outs):
+                fan_out.stop(error.message, error=self._halted_for)
+        return self._halted_for(job_id)
+
+    def _halted_for(self, job_id: int | None) -> NcInfoError:
+        """A copy of the run-stopping error for one job."""
+        assert self._halted is not None
+        error = copy.copy(self._halted)
+        error.job_id = job_id
+        return error
+
+    async def _with_retries(self, attempt: Callable[[], Awaitable[_T]], what: str) -> _T:
         """Run ``attempt`` until it answers, retrying transport errors and 429/5xx.
 
         Capped exponential backoff with full jitter; a ``Retry-After`` replaces the backoff;
-        no more than ``settings.attempts`` tries and no wait past the job budget.
+        no more than ``settings.attempts`` tries and no wait past the job budget.  ``what``
+        names the request in the log.
         """
         settings = self.settings
         started = time.monotonic()
@@ -290,7 +409,7 @@ class Client:
         while True:
             try:
                 return await attempt()
-            except (TransportError, HTTPStatusError) as exc:
+            except (TransportError, HTTPStatusError, ResponseFormatError) as exc:
                 if not exc.retryable:
                     raise
                 retry += 1
@@ -305,6 +424,14 @@ class Client:
                 spent = time.monotonic() - started
                 if retry >= settings.attempts or spent + wait > settings.job_budget:
                     raise
+                _log.info(
+                    "retry %d/%d of %s in %.2f s: %s",
+                    retry + 1,
+                    settings.attempts,
+                    what,
+                    wait,
+                    exc.message,
+                )
             self.stats.retries += 1
             await anyio.sleep(wait)
 
@@ -387,7 +514,7 @@ class Client:
             cost = id_cost
             if budget < MAX_ID_COST:
                 raise ConfigError(f"a URL budget of {settings.url_budget} bytes is too small")
-        return FanOut(
+        fan_out = FanOut(
             fetch,
             job_ids,
             workers=settings.concurrency,
@@ -397,6 +524,11 @@ class Client:
             batch_budget=budget,
             batch_cost=cost,
         )
+        # A run-level stop (see ``halted``) answers the fan-out's unanswered IDs at once.
+        if self._halted is not None:
+            fan_out.stop(self._halted.message, error=self._halted_for)
+        self._fan_outs.add(fan_out)
+        return fan_out
 
     async def fetch_batch(self, job_ids: list[int], select: Sequence[str]) -> list[JobResult]:
         """Fetch several jobs with one ``/api/v3/query?...&where=idint==a,b,c`` request.
@@ -432,3 +564,14 @@ class Client:
             else:
                 return match_rows(rows, job_ids, url=url)
         return list(await asyncio.gather(*(self.fetch_job(job_id) for job_id in job_ids)))
+
+
+def _log_cached(token: Token) -> None:
+    """Log that a cached token is used (never the token itself)."""
+    if _log.isEnabledFor(logging.INFO):
+        left = "unknown" if token.expires_at is None else f"{token.expires_at - time.time():.0f} s"
+        _log.info(
+            "using a cached token (expires in %s); one request at a time until the server "
+            "accepts it",
+            left,
+        )

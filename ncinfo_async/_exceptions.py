@@ -9,6 +9,7 @@ Every error the library raises or returns is an ``NcInfoError``::
     ├── TransportError          the request did not get a complete HTTP answer
     │   ├── ConnectError        TCP or TLS connection could not be made
     │   │   └── CertificateError  the server's certificate is not trusted (never retried)
+    │   ├── ServerUnreachable   the run's last attempts all timed out or failed to connect
     │   ├── DisconnectedError   the connection closed or reset before a full answer
     │   └── TimeoutError        an attempt, a job's budget or the run's deadline ran out
     │       └── DeadlineExceeded  the run's deadline ran out before this job was answered
@@ -19,7 +20,9 @@ Every error the library raises or returns is an ``NcInfoError``::
     └── ResponseFormatError     the body is not the documented table shape
 
 Per-job failures are carried as values in ``JobResult.error``; only run-level failures
-(configuration, authentication, a run that cannot start) are raised.  Each error carries the
+(configuration, authentication, a run that cannot start) are raised.  An error that stopped
+the whole run (an untrusted certificate, ``ServerUnreachable``) is also given, as a value
+with ``run_level`` set, to every job it left unanswered.  Each error carries the
 ``job_id``, ``url`` and ``status`` it concerns where they apply; none ever carries a password
 or token.
 """
@@ -42,6 +45,7 @@ __all__ = [
     "NcInfoError",
     "NotFoundError",
     "ResponseFormatError",
+    "ServerUnreachable",
     "TimeoutError",
     "TransportError",
 ]
@@ -58,6 +62,8 @@ class NcInfoError(Exception):
 
     #: A short machine-readable name used by the renderers (``not_found``, ``timeout``...).
     kind = "error"
+    #: Set on an error that stopped the whole run (reported once per run, not once per job).
+    run_level = False
 
     def __init__(
         self,
@@ -116,6 +122,13 @@ class CertificateError(ConnectError):
     """The server's TLS certificate failed verification; retrying cannot help."""
 
     kind = "certificate"
+    retryable = False
+
+
+class ServerUnreachable(TransportError):
+    """The run stopped: its last attempts all timed out or failed to connect, none answered."""
+
+    kind = "unreachable"
     retryable = False
 
 
@@ -183,3 +196,6 @@ class ResponseFormatError(NcInfoError):
     """The answer is not the documented JSON table shape (or is too large)."""
 
     kind = "bad_response"
+    #: The same server would most likely answer the same; a garbage token answer is retried.
+    retryable = False
+    retry_after: float | None = None

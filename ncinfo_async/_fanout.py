@@ -80,6 +80,9 @@ class FanOut:
         self._window_waiters: list[asyncio.Future[None]] = []
         self._pending: dict[int, int] = {}
         self._stop_error: Callable[[int], NcInfoError] | None = None
+        #: After a run-level stop, the rest of the input is still read, each ID answered.
+        self._drain_after_stop = False
+        self._input_closed = False
         self._timeout: asyncio.Timeout | None = None
         self._reader: asyncio.Task[None] | None = None
         self._results_queue: asyncio.Queue[tuple[int, JobResult] | None] | None = None
@@ -89,22 +92,40 @@ class FanOut:
         #: Repeated IDs that were skipped.
         self.duplicates = 0
 
-    def stop(self, reason: str = "interrupted") -> None:
-        """Stop now: pending IDs get an ``InterruptedRunError``; the input is not read further."""
+    def stop(
+        self, reason: str = "interrupted", *, error: Callable[[int], NcInfoError] | None = None
+    ) -> None:
+        """Stop now: pending IDs get an ``InterruptedRunError``; the input is not read further.
+
+        With ``error`` (a run-level failure, such as a server that stopped answering), every
+        pending ID gets ``error(job_id)`` instead, and the rest of the input is still read to
+        its end, each of its IDs answered the same way at once; a later plain ``stop()`` (a
+        signal) ends that reading.
+        """
         if self._stop_error is not None:
+            if error is None and self._drain_after_stop:
+                self._drain_after_stop = False
+                self._close_input()
             return
-        self._stop_error = lambda job_id: InterruptedRunError(
-            f"not inspected: {reason}", job_id=job_id
+        self._stop_error = error or (
+            lambda job_id: InterruptedRunError(f"not inspected: {reason}", job_id=job_id)
         )
-        if self._reader is not None:
-            self._reader.cancel()
-            if self._ids_queue is not None and not self._ids_queue.full():
-                # Wake a deadline drain waiting for input that the cancelled reader will
-                # never send (a full queue means the drain is not waiting).
-                self._ids_queue.put_nowait(None)
+        self._drain_after_stop = error is not None
+        if not self._drain_after_stop:
+            self._close_input()
         if self._timeout is not None and not self._timeout.expired():
             with suppress(RuntimeError):  # the workers already finished
                 self._timeout.reschedule(asyncio.get_running_loop().time())
+
+    def _close_input(self) -> None:
+        """Read no more input, and wake a drain waiting for it."""
+        self._input_closed = True
+        if self._reader is not None:
+            self._reader.cancel()
+            if self._ids_queue is not None and not self._ids_queue.full():
+                # Wake a drain waiting for input that the cancelled reader will never send
+                # (a full queue means the drain is not waiting; it checks the flag first).
+                self._ids_queue.put_nowait(None)
 
     @property
     def caught_up(self) -> bool:
@@ -170,10 +191,10 @@ class FanOut:
             for seq, job_id in sorted(self._pending.items()):
                 await results.put((seq, JobResult(job_id, error=make_error(job_id))))
             self._pending.clear()
-            if self._stop_error is None:
-                # Deadline: the rest of the input is still owed one result per ID (until
-                # the end of input, or a stop, which wakes this loop with an end mark).
-                while (rest := await ids.get()) is not None:
+            if self._stop_error is None or self._drain_after_stop:
+                # Deadline or run-level stop: the rest of the input is still owed one result
+                # per ID (until the end of input, or a stop, which wakes this loop).
+                while not self._input_closed and (rest := await ids.get()) is not None:
                     late = self._take(rest)
                     if late is not None:
                         del self._pending[late]

@@ -244,6 +244,10 @@ class Inspection:
             if bar is not None:
                 bar.close()
                 self.console.bar = None
+        if client.halted is not None:
+            # Stopped by an error every request would meet: said once, not once per job.
+            self.console.error(str(client.halted))
+            return EXIT_USAGE
         await self._check_fields(client)
         return self._status()
 
@@ -329,6 +333,8 @@ class Inspection:
             return
         if isinstance(error, ConnectError):
             self.connect_failures += 1
+        if error.run_level:
+            return  # the run-level error is reported once, at the end
         if not self.console.quiet:
             self.job_errors.add(result.job_id, error.kind, error.message)
 

@@ -447,3 +447,59 @@ def backoff_delay(retry: int, *, base: float, cap: float, draw: float) -> float:
     And Jitter"; gRPC A6 uses the same formula).
     """
     return draw * min(cap, base * 2.0 ** (retry - 1))
+
+
+# --- The run-level breaker --------------------------------------------------------------------
+
+
+def breaker_threshold(concurrency: int) -> int:
+    """How many attempts in a row must time out or fail to connect before a run stops.
+
+    At least 8 (a run's worth of one request's tries), and at least one whole round of the
+    concurrent requests: when every worker's attempt failed in turn and none got an answer,
+    the server is not answering this client at all.
+    """
+    return max(8, concurrency)
+
+
+class Breaker:
+    """Counts the attempts in a row that got no answer; any answer resets the count.
+
+    Args:
+        threshold: the count at which the breaker trips (see ``breaker_threshold``).
+    """
+
+    __slots__ = ("connect_failures", "threshold", "timeouts")
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+        #: Attempts in the current streak that timed out.
+        self.timeouts = 0
+        #: Attempts in the current streak that could not connect.
+        self.connect_failures = 0
+
+    @property
+    def streak(self) -> int:
+        """Attempts in a row that got no answer."""
+        return self.timeouts + self.connect_failures
+
+    def answered(self) -> None:
+        """An attempt got a complete HTTP answer, whatever its status: the server is there."""
+        self.timeouts = self.connect_failures = 0
+
+    def failed(self, *, timed_out: bool) -> bool:
+        """An attempt timed out (``timed_out``) or could not connect; True once tripped."""
+        if timed_out:
+            self.timeouts += 1
+        else:
+            self.connect_failures += 1
+        return self.streak >= self.threshold
+
+    def describe(self) -> str:
+        """What the streak saw, in words."""
+        parts = []
+        if self.timeouts:
+            parts.append(f"{self.timeouts} timed out")
+        if self.connect_failures:
+            parts.append(f"{self.connect_failures} could not connect")
+        return f"the last {self.streak} attempts got no answer ({', '.join(parts)})"

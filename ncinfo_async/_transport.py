@@ -5,9 +5,13 @@ Everything protocol-shaped lives in ``_protocol``; this module only moves bytes.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import logging
 import ssl
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Final
 
 import aiohttp
 
@@ -26,6 +30,10 @@ from ._settings import Settings
 from ._version import __version__
 
 __all__ = ["Answer", "build_ssl_context", "open_session", "send", "translate"]
+
+_log = logging.getLogger("ncinfo_async")
+#: With ``-v``, a connection attempt still pending after this many seconds is logged.
+SLOW_CONNECT: Final = 1.0
 
 
 def build_ssl_context(settings: Settings) -> ssl.SSLContext | None:
@@ -72,6 +80,8 @@ def open_session(settings: Settings, ssl_context: ssl.SSLContext | None) -> aioh
         timeout=timeout,
         headers={"User-Agent": f"ncinfo-async/{__version__}", "Accept": "application/json"},
         auto_decompress=True,
+        # Tracing costs a little per request: only when someone reads the log.
+        trace_configs=[_slow_connect_trace()] if _log.isEnabledFor(logging.INFO) else None,
     )
     # aiohttp (>= 3.10) silently resends an idempotent request once when a pooled connection
     # turns out closed (aiohttp #7297, notes §1).  Our retry loop does that explicitly and
@@ -80,6 +90,47 @@ def open_session(settings: Settings, ssl_context: ssl.SSLContext | None) -> aioh
     if hasattr(session, "_retry_connection"):
         session._retry_connection = False
     return session
+
+
+def _slow_connect_trace() -> aiohttp.TraceConfig:
+    """Log a connection attempt that is still pending after ``SLOW_CONNECT`` seconds."""
+    trace = aiohttp.TraceConfig()
+
+    async def request(
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestStartParams,
+    ) -> None:
+        context.what = f"{params.method} {params.url}"
+
+    async def started(
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceConnectionCreateStartParams,
+    ) -> None:
+        context.slow = asyncio.get_running_loop().call_later(
+            SLOW_CONNECT,
+            _log.info,
+            "still connecting for %s after %g s (--connect-timeout bounds it)",
+            getattr(context, "what", "a request"),
+            SLOW_CONNECT,
+        )
+
+    async def ended(
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: object,
+    ) -> None:
+        handle = getattr(context, "slow", None)
+        if handle is not None:
+            handle.cancel()
+
+    trace.on_request_start.append(request)
+    trace.on_connection_create_start.append(started)
+    trace.on_connection_create_end.append(ended)
+    # A failed connection attempt ends in the request's exception.
+    trace.on_request_exception.append(ended)
+    return trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +203,12 @@ async def send(
     """
     try:
         async with session.request(
-            method, url, headers=headers, data=data, json=json, allow_redirects=False
+            method,
+            url,
+            headers=headers,
+            data=data,
+            json=json,
+            allow_redirects=False,
         ) as response:
             return await _read(response, url, job_id, max_body)
     except NcInfoError:
