@@ -100,3 +100,150 @@ async def test_a_cached_token_costs_no_request() -> None:
     manager = TokenManager(source, margin=60.0, initial=cached, clock=lambda: source.now)
     assert (await manager.current())[0] is cached
     assert source.calls == 0
+
+
+class GatedSource:
+    """Issues numbered tokens only when the test opens the gate; counts the requests."""
+
+    def __init__(self, *, fail: BaseException | None = None) -> None:
+        self.calls = 0
+        self.started = asyncio.Event()
+        self.gate = asyncio.Event()
+        self.fail = fail
+
+    async def __call__(self) -> Token:
+        self.calls += 1
+        self.started.set()
+        await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        return Token("Bearer", f"t{self.calls}", None)
+
+
+async def ticks(n: int) -> None:
+    """Let the event loop run ``n`` rounds (no wall clock involved)."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.asyncio
+async def test_all_renewal_waiters_are_released_together() -> None:
+    """When a renewal completes, its 200 waiters all resume at once, not one per loop round."""
+    source = GatedSource()
+    manager = TokenManager(source, margin=60.0, initial=Token("Bearer", "t0", None))
+    tasks = [asyncio.create_task(manager.renew(1)) for _ in range(200)]
+    await source.started.wait()
+    await ticks(2)
+    assert not any(task.done() for task in tasks)
+    source.gate.set()
+    await ticks(3)  # a lock handed from task to task would have released about three
+    assert all(task.done() for task in tasks)
+    assert {task.result()[0].access_token for task in tasks} == {"t1"}
+    assert source.calls == 1
+
+
+@pytest.mark.asyncio
+async def test_each_revocation_costs_one_renewal_and_stale_requests_catch_up() -> None:
+    """Revocation after revocation: one token request each; a request holding any older
+    generation gets the newest token without another request."""
+    source = Source(lifetime=None)
+    manager = TokenManager(source, margin=60.0, clock=lambda: source.now)
+    _, first = await manager.current()
+    for revocation in range(1, 6):
+        _, newest = await manager.current()
+        renewed = await asyncio.gather(*(manager.renew(newest) for _ in range(100)))
+        assert {generation for _, generation in renewed} == {newest + 1}
+        assert source.calls == 1 + revocation
+        # A request that carried the very first token and met a 401 only now catches up.
+        token, generation = await manager.renew(first)
+        assert (token.access_token, generation) == (f"t{1 + revocation}", newest + 1)
+        assert source.calls == 1 + revocation
+
+
+@pytest.mark.asyncio
+async def test_a_failed_renewal_fails_its_waiters_once_then_may_be_retried() -> None:
+    """A token request that failed (not refused) fails all its waiters with one request;
+    a later renewal tries again."""
+    from ncinfo_async._exceptions import ConnectError
+
+    source = GatedSource(fail=ConnectError("cannot connect"))
+    manager = TokenManager(source, margin=60.0, initial=Token("Bearer", "t0", None))
+    tasks = [asyncio.create_task(manager.renew(1)) for _ in range(20)]
+    await source.started.wait()
+    source.gate.set()
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(outcome, ConnectError) for outcome in outcomes)
+    assert source.calls == 1
+    source.fail = None
+    assert (await manager.renew(1))[0].access_token == "t2"
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_renewer_hands_the_renewal_to_a_waiter() -> None:
+    """If the task renewing is cancelled, a waiter renews instead: nobody waits forever."""
+    source = GatedSource()
+    manager = TokenManager(source, margin=60.0, initial=Token("Bearer", "t0", None))
+    renewer = asyncio.create_task(manager.renew(1))
+    await source.started.wait()
+    waiter = asyncio.create_task(manager.renew(1))
+    await ticks(2)
+    renewer.cancel()
+    source.gate.set()
+    token, generation = await asyncio.wait_for(waiter, 10)  # a hang guard only
+    assert (token.access_token, generation) == ("t2", 2)
+    assert source.calls == 2
+
+
+@pytest.mark.asyncio
+async def test_an_unconfirmed_token_admits_one_request_until_settled() -> None:
+    """A cached token goes to one caller at a time until its request is settled."""
+    source = Source()
+    cached = Token("Bearer", "cached", source.now + 3600)
+    manager = TokenManager(source, margin=60.0, initial=cached, clock=lambda: source.now)
+    assert not manager.confirmed
+    first, generation = await manager.current()
+    others = [asyncio.create_task(manager.current()) for _ in range(50)]
+    await ticks(3)
+    assert not any(task.done() for task in others)
+    # Holding the token without sending with it (a login check) is not held back.
+    assert (await manager.current(send=False))[0] is cached
+    manager.settle(generation)
+    await ticks(3)
+    assert all(task.done() for task in others)
+    assert {task.result()[0] for task in others} == {first}
+    assert manager.confirmed
+    assert source.calls == 0
+
+
+@pytest.mark.asyncio
+async def test_a_refused_unconfirmed_token_is_replaced_once_for_every_waiter() -> None:
+    """The one request a cached token admitted met a 401: one renewal, and every waiter
+    gets the new, trusted token."""
+    source = Source()
+    cached = Token("Bearer", "cached", source.now + 3600)
+    manager = TokenManager(source, margin=60.0, initial=cached, clock=lambda: source.now)
+    _, generation = await manager.current()
+    others = [asyncio.create_task(manager.current()) for _ in range(50)]
+    await ticks(3)
+    token, _ = await manager.renew(generation)
+    results = await asyncio.gather(*others)
+    assert {got for got, _ in results} == {token}
+    assert token.access_token == "t1"
+    assert manager.confirmed
+    assert source.calls == 1
+
+
+@pytest.mark.asyncio
+async def test_a_refused_renewal_of_an_unconfirmed_token_fails_every_waiter() -> None:
+    """A cached token refused, then the password refused: waiters raise, nobody hangs."""
+    source = Source(refuse=True)
+    cached = Token("Bearer", "cached", source.now + 3600)
+    manager = TokenManager(source, margin=60.0, initial=cached, clock=lambda: source.now)
+    _, generation = await manager.current()
+    others = [asyncio.create_task(manager.current()) for _ in range(10)]
+    await ticks(3)
+    with pytest.raises(AuthError):
+        await manager.renew(generation)
+    outcomes = await asyncio.gather(*others, return_exceptions=True)
+    assert all(isinstance(outcome, AuthError) for outcome in outcomes)
+    assert source.calls == 1

@@ -182,11 +182,14 @@ async def test_a_revoked_cached_token_is_replaced(sim: Simulator, tmp_path: Path
     """A cached token the server no longer accepts costs one 401 and one new token."""
     env = env_for(sim.url, tmp_path)
     await ncinfo("1", env=env)
+    assert list((tmp_path / "cache").glob("*.json")), "the first run cached no token"
     sim.revoke()
     code, out, _ = await ncinfo("2", env=env)
     assert code == 0
     assert "000000002" in out
     assert sim.stats()["requests"]["token"] == 2
+    # Without a cached token the second run would have met no 401 at all.
+    assert sim.stats()["unauthorized"] == 1
 
 
 @pytest.mark.asyncio
