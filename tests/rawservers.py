@@ -30,6 +30,7 @@ __all__ = [
     "KeepAliveCloser",
     "RawServer",
     "Silent",
+    "TokenTrouble",
     "job_table",
     "response",
 ]
@@ -285,4 +286,27 @@ class KeepAliveCloser(RawServer):
         if not self.on_reuse:
             return False
         self._answered.add(writer)
+        return True
+
+
+class TokenTrouble(RawServer):
+    """Answers the token POSTs with ``answers`` in turn (raw HTTP responses), then correctly;
+    answers every job GET with its one-row table, keep-alive."""
+
+    def __init__(self, answers: list[bytes]) -> None:
+        super().__init__()
+        self.answers = list(answers)
+
+    async def token(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        if not self.answers:
+            return await super().token(reader, writer)
+        writer.write(self.answers.pop(0))
+        await writer.drain()
+        return True
+
+    async def job(
+        self, job_id: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        writer.write(response(200, job_table(job_id)))
+        await writer.drain()
         return True

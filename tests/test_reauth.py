@@ -16,7 +16,6 @@ import pytest
 
 from ncinfo_async import Client, Settings
 from ncinfo_async._fanout import JobResult
-from ncinfo_async._protocol import Token
 from ncinfo_async._tokencache import TokenCache
 
 from .cliutil import assert_clean_exit, cli_env, run_ncinfo, start_ncinfo
@@ -241,9 +240,3 @@ async def test_verbose_logs_a_connection_still_pending_after_a_second() -> None:
     assert f"still connecting for POST http://127.0.0.1:{port}/api/v3/token after 1 s" in run.err
     assert run.err.count("ncinfo: error:") == 1
     assert_clean_exit(run.err)
-
-
-def write_cached_token(directory: Path, url: str) -> None:
-    """Put a token for demo at ``url`` in the cache, as an earlier run would have."""
-    far = 4_000_000_000.0
-    TokenCache(directory).save(url, "demo", Token("Bearer", "a.b.c", far))
