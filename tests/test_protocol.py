@@ -266,3 +266,23 @@ def test_backoff_is_capped_full_jitter() -> None:
     assert protocol.backoff_delay(3, base=0.5, cap=8.0, draw=0.5) == 1.0
     assert protocol.backoff_delay(10, base=0.5, cap=8.0, draw=0.5) == 4.0
     assert protocol.backoff_delay(10, base=0.5, cap=8.0, draw=0.0) == 0.0
+
+
+@pytest.mark.parametrize("concurrency", [1, 8, 32, 500])
+def test_the_breaker_threshold_scales_with_concurrency(concurrency: int) -> None:
+    """K = max(8, concurrency): at least one whole round of concurrent attempts."""
+    assert protocol.breaker_threshold(concurrency) == max(8, concurrency)
+
+
+def test_the_breaker_trips_on_a_streak_and_any_answer_resets_it() -> None:
+    """K failures in a row trip it; an answer in between starts the count again."""
+    breaker = protocol.Breaker(3)
+    assert not breaker.failed(timed_out=True)
+    assert not breaker.failed(timed_out=False)
+    breaker.answered()
+    assert not breaker.failed(timed_out=True)
+    assert not breaker.failed(timed_out=True)
+    assert breaker.failed(timed_out=False)
+    assert breaker.describe() == (
+        "the last 3 attempts got no answer (2 timed out, 1 could not connect)"
+    )
