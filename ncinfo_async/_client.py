@@ -374,8 +374,8 @@ class Client:
 
     def _unreachable(self, last: NcInfoError) -> ServerUnreachable:
         return ServerUnreachable(
-            f"stopping: the server at {self.settings.url} is not answering: "
-            f"{self._breaker.describe()}, none in between succeeded; last: {last.message}",
+            f"the server at {self.settings.url} is not answering: "
+            f"{self._breaker.describe()}; last error: {last.message}",
             url=self.settings.url,
         )
 
@@ -384,7 +384,7 @@ class Client:
         if self._halted is None:
             error.run_level = True
             self._halted = error
-            _log.info("run stopped: %s", error.message)
+            _log.info("stopping the run: %s", error.message)
             for fan_out in list(self._fan_outs):
                 fan_out.stop(error.message, error=self._halted_for)
         return self._halted_for(job_id)

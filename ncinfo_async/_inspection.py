@@ -149,6 +149,8 @@ class Inspection:
         #: What a first signal stops: the login, the fan-out or the wait, as the run goes on.
         self._stop: Callable[[str], None] = lambda _reason: None
         self.connect_failures = 0
+        #: Jobs answered with the error that stopped the run (reported once, with this count).
+        self.run_level_failures = 0
         self.fail_on_hits = 0
         self._fail_on = {name.lower() for name in plan.fail_on}
         self.unfinished = 0
@@ -246,7 +248,8 @@ class Inspection:
                 self.console.bar = None
         if client.halted is not None:
             # Stopped by an error every request would meet: said once, not once per job.
-            self.console.error(str(client.halted))
+            unanswered = f"; {self.run_level_failures} job(s) not inspected"
+            self.console.error(f"{client.halted}{unanswered if self.run_level_failures else ''}")
             return EXIT_USAGE
         await self._check_fields(client)
         return self._status()
@@ -334,6 +337,7 @@ class Inspection:
         if isinstance(error, ConnectError):
             self.connect_failures += 1
         if error.run_level:
+            self.run_level_failures += 1
             return  # the run-level error is reported once, at the end
         if not self.console.quiet:
             self.job_errors.add(result.job_id, error.kind, error.message)
