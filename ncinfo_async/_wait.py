@@ -38,10 +38,11 @@ DEFAULT_POLL_INTERVAL: Final = 10.0
 def is_finished(result: JobResult, terminal: Collection[str]) -> bool:
     """Whether polling this job again is pointless: it is terminal, or the server does not know it.
 
-    Other errors (timeouts, 5xx after retries) are worth another poll.
+    So is a job answered with the error that stopped the whole run (``run_level``).  Other
+    errors (timeouts, 5xx after retries) are worth another poll.
     """
     if result.error is not None:
-        return isinstance(result.error, NotFoundError)
+        return result.error.run_level or isinstance(result.error, NotFoundError)
     status = str((result.fields or {}).get("STATUSNC", ""))
     return status.lower() in {name.lower() for name in terminal}
 

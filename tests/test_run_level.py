@@ -262,3 +262,23 @@ async def test_a_refused_token_request_is_final_at_once() -> None:
     assert run.code == 2
     assert server.token_requests == 1
     assert "invalid username or password" in run.err
+
+
+async def test_wait_ends_when_the_run_is_stopped(sim_factory: SimFactory, tmp_path: Path) -> None:
+    """--wait with no --wait-timeout against an untrusted certificate: one error, exit 2,
+    no endless polling."""
+    sim = await sim_factory(jobs=10, tls=True)
+    cache_token(tmp_path, sim.url)
+    run = await run_ncinfo(
+        "--wait",
+        "--poll-interval",
+        "0.1",
+        "--format",
+        "ndjson",
+        "1",
+        "2",
+        "3",
+        env=cli_env(sim.url, NCINFO_CACHE_DIR=str(tmp_path)),
+        limit=60,
+    )
+    assert_one_run_error(run, 3, "certificate")
