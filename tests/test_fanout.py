@@ -198,3 +198,52 @@ async def test_stop_ends_a_deadline_drain_of_endless_input() -> None:
                 fan.stop("test")
     assert [r.job_id for r in results] == list(range(1, 51))
     assert all(isinstance(r.error, DeadlineExceeded) for r in results)
+
+
+@pytest.mark.asyncio
+async def test_a_run_level_stop_answers_every_id_of_the_input() -> None:
+    """stop(error=...) gives pending IDs and the rest of the input that error, each once."""
+    from ncinfo_async._exceptions import ServerUnreachable
+
+    async def hang(batch: list[int]) -> list[JobResult]:
+        if batch[0] == 3:
+            fan.stop("down", error=lambda job_id: ServerUnreachable("down", job_id=job_id))
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    fan = FanOut(hang, range(1, 5001), workers=8)
+    async with asyncio.timeout(30), fan.run() as stream:
+        results = [result async for result in stream]
+    assert [r.job_id for r in results] == list(range(1, 5001))
+    assert all(isinstance(r.error, ServerUnreachable) for r in results)
+    assert all(r.error is not None and r.error.job_id == r.job_id for r in results)
+
+
+@pytest.mark.asyncio
+async def test_a_plain_stop_ends_a_run_level_drain_of_endless_input() -> None:
+    """After a run-level stop, a signal's stop() ends the drain of input that never ends."""
+    from ncinfo_async._exceptions import ServerUnreachable
+
+    more = asyncio.Event()
+
+    async def endless() -> AsyncIterator[int]:
+        job_id = 0
+        while True:
+            job_id += 1
+            if job_id > 50:
+                await more.wait()  # an open pipe with nothing more to say
+            yield job_id
+
+    async def hang(batch: list[int]) -> list[JobResult]:
+        fan.stop("down", error=lambda job_id: ServerUnreachable("down", job_id=job_id))
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    fan = FanOut(hang, endless(), workers=4)
+    results: list[JobResult] = []
+    async with asyncio.timeout(30), fan.run() as stream:
+        async for result in stream:
+            results.append(result)
+            if len(results) == 50:
+                fan.stop("signal")
+    assert [r.job_id for r in results] == list(range(1, 51))
