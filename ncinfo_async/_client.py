@@ -284,16 +284,19 @@ class Client:
         newer than the one it carried exists (single flight: one token request however many
         requests met the same token), up to ``settings.attempts`` sends, so any number of
         revocations during a run are survived.  The 401 is final only when those sends are
-        used up; a refused token request raises ``AuthError``.
+        used up (the token is still renewed, for the requests that follow); a refused token
+        request raises ``AuthError``.
         """
         token, generation = await self._auth.current()
         try:
             sends = 1
             answer = await self._send(request, token)
-            while answer.status == 401 and sends < self.settings.attempts:
+            while answer.status == 401:
                 if not self._auth.confirmed and generation == self._auth.generation:
                     _log.info("the cached token was refused (401); requesting a new one")
                 token, generation = await self._auth.renew(generation)
+                if sends >= self.settings.attempts:
+                    break
                 self.stats.reauthentications += 1
                 sends += 1
                 answer = await self._send(request, token)

@@ -103,8 +103,9 @@ async def test_a_retryable_status_then_an_answer(failures: int, attempts: int, o
     [
         (1, 3, True, 2),  # one revocation: one new token, one resend
         (2, 3, True, 3),  # two revocations in a row: a new token each time
-        (3, 3, False, 3),  # still 401 with the newest token after the attempts: final
-        (1, 1, False, 1),  # --attempts 1 leaves no resend
+        # Still 401 after the attempts: final, and the token is renewed for later requests.
+        (3, 3, False, 4),
+        (1, 1, False, 2),  # --attempts 1 leaves no resend, but the next request is served
     ],
 )
 async def test_401_by_token_generation(
@@ -117,10 +118,13 @@ async def test_401_by_token_generation(
         for _ in range(rejections):
             answer(mock, job_url(1), 401)
         answer(mock, job_url(1), 200)
+        answer(mock, job_url(2), 200, body=job_table(2))
         async with Client(settings(attempts=attempts)) as client:
             result = await client.fetch_job(1)
+            # The next request uses the newest token at once.
+            assert (await client.fetch_job(2)).ok
         assert sent(mock, "POST", TOKEN) == tokens
-        assert client.stats.reauthentications == tokens - 1
+        assert client.stats.reauthentications == min(rejections, attempts - 1)
     assert result.ok is ok
     if not ok:
         assert result.error is not None
