@@ -137,7 +137,7 @@ class Client:
             self._request_token, margin=settings.refresh_margin, initial=token
         )
         if token is not None:
-            _log_cached(token)
+            _log_cached(token, "cached")
         #: The error that stopped the run, once one has (see ``halted``).
         self._halted: NcInfoError | None = None
         self._breaker = Breaker(breaker_threshold(settings.concurrency))
@@ -178,7 +178,7 @@ class Client:
         self._auth = TokenManager(
             self._request_token, margin=self.settings.refresh_margin, initial=token
         )
-        _log_cached(token)
+        _log_cached(token, "given")
 
     @property
     def halted(self) -> NcInfoError | None:
@@ -569,12 +569,12 @@ class Client:
         return list(await asyncio.gather(*(self.fetch_job(job_id) for job_id in job_ids)))
 
 
-def _log_cached(token: Token) -> None:
-    """Log that a cached token is used (never the token itself)."""
+def _log_cached(token: Token, origin: str) -> None:
+    """Log that a token from a cache (or the caller) is used; never the token itself."""
     if _log.isEnabledFor(logging.INFO):
         left = "unknown" if token.expires_at is None else f"{token.expires_at - time.time():.0f} s"
         _log.info(
-            "using a cached token (expires in %s); one request at a time until the server "
-            "accepts it",
+            "using a %s token (expires in %s); one request at a time until the server accepts it",
+            origin,
             left,
         )
