@@ -325,8 +325,13 @@ def check_options(options: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``ncinfo`` and return its exit status."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    """Run ``ncinfo`` and return its exit status (see ``_entry.guarded`` for the edges)."""
+    from ._entry import guarded
+
+    return guarded(lambda: _main(list(sys.argv[1:] if argv is None else argv)))
+
+
+def _main(args: list[str]) -> int:
     if args[:1] == ["demo"]:
         from ._demo import demo_main
 
