@@ -37,11 +37,12 @@ environment:
 exit status (the first that applies, in this order):
   130  interrupted (SIGINT); 143 terminated (SIGTERM)
   2    usage, configuration, authentication or connection error (also a --fields name
-       no answer carried, with --strict)
+       no answer carried, with --strict); output that cannot be written (a full disk)
   3    --fail-on matched a job's status
   4    --wait-timeout passed with jobs still unfinished
   1    some IDs were not found or failed (each is reported on stderr)
   0    every job was found
+  141  stdout is a pipe whose reader left (ncinfo ... | head -1): quiet stop
 
 short options: -o --format, -f --fields, -s --summary, -u --user, -c --concurrency,
   -w --wait, -q --quiet, -v --verbose (flags win over environment variables)

@@ -249,14 +249,24 @@ class Inspection:
             return EXIT_USAGE
         if not await self._login(client):
             # No token: each ID read so far is still owed its result.
-            await self._settle_unsent(first, iterator)
+            if self._input is not None:
+                self._input.stop_reading()  # the IDs already read still come out, at once
+            unsent = [first, *[job_id async for job_id in iterator]]
+            self.console.out.write(self.renderer.start())
+            self._report_unsent(unsent)
+            self.summary.malformed = self.malformed.count
+            self._finish()
             return EXIT_USAGE  # after a signal, the signal's own status wins
         source = _chain(first, iterator)
         bar = self._progress_bar()
         try:
             self.console.out.write(self.renderer.start())
             if self.plan.wait:
-                await self._wait(client, [job_id async for job_id in source], bar)
+                job_ids = await self._read_all(source)
+                if self.signal_exit is None:
+                    await self._wait(client, job_ids, bar)
+                else:
+                    self._report_unsent(job_ids)
             else:
                 # If the login used up the deadline, every ID is reported as timed out.
                 fan = client.fan_out(
@@ -281,10 +291,8 @@ class Inspection:
             return f"no job ID read within the {self.settings.deadline:g} s deadline (--deadline)"
         return "no job IDs given (arguments or stdin)"
 
-    async def _settle_unsent(self, first: int, rest: AsyncIterator[int]) -> None:
-        """Give each ID read so far (none was sent) an interrupted or deadline result."""
-        if self._input is not None:
-            self._input.stop_reading()  # the IDs already read still come out, at once
+    def _report_unsent(self, job_ids: list[int]) -> None:
+        """Give each distinct ID read but never sent an interrupted or deadline result."""
         make_error: Callable[[int], NcInfoError]
         if self.signal_exit is not None:
             reason = f"not inspected: interrupted by {_signal_name(self.signal_exit)}"
@@ -292,16 +300,19 @@ class Inspection:
         else:
             reason = f"not inspected: no token within the {self.settings.deadline:g} s deadline"
             make_error = lambda job_id: DeadlineExceeded(reason, job_id=job_id)  # noqa: E731
-        seen: set[int] = set()
-        self.console.out.write(self.renderer.start())
-        async for job_id in _chain(first, rest):
-            if job_id in seen:
-                self.summary.duplicates += 1
-                continue
-            seen.add(job_id)
+        distinct = list(dict.fromkeys(job_ids))
+        self.summary.duplicates += len(job_ids) - len(distinct)
+        for job_id in distinct:
             self._emit(JobResult(job_id, error=make_error(job_id)))
-        self.summary.malformed = self.malformed.count
-        self._finish()
+
+    async def _read_all(self, source: AsyncIterator[int]) -> list[int]:
+        """Every ID of the input (for ``--wait``); a first signal ends the reading."""
+        job_ids: list[int] = []
+        with anyio.CancelScope() as reading:
+            self._stop = lambda _reason: reading.cancel()
+            async for job_id in source:
+                job_ids.append(job_id)
+        return job_ids
 
     async def _end_input_at_deadline(self) -> None:
         """At the run's deadline, stop reading stdin even if it is still open."""

@@ -17,10 +17,13 @@ import sys
 import textwrap
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ncinfo_async import _exitcodes
+from ncinfo_async._cli import EPILOG
 from ncinfo_async._escape import UNSAFE
 
 from .cliutil import assert_clean_exit, cli_env
@@ -29,7 +32,6 @@ from .rawservers import HOSTILE, Hostile, Silent
 if TYPE_CHECKING:
     from ncinfo_async.sim import Simulator
 
-pytestmark = pytest.mark.asyncio
 
 #: Hang guard for a run that has been signalled (it takes well under a second).
 SIGNALLED = 10.0
@@ -74,6 +76,7 @@ async def finish(proc: asyncio.subprocess.Process, limit: float) -> tuple[bytes,
 @pytest.mark.parametrize(
     ("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["TERM", "INT"]
 )
+@pytest.mark.asyncio
 async def test_signal_ends_a_run_whose_stdin_pipe_stays_open(
     sim: Simulator, signum: signal.Signals, code: int, loop: str
 ) -> None:
@@ -102,6 +105,32 @@ async def test_signal_ends_a_run_whose_stdin_pipe_stays_open(
         os.close(write_fd)
 
 
+@pytest.mark.asyncio
+async def test_signal_while_wait_reads_open_stdin() -> None:
+    """`--wait` collects all input first: SIGTERM then ends it, each ID read `interrupted`."""
+    read_fd, write_fd = os.pipe()
+    server = Silent()
+    try:
+        os.write(write_fd, b"1\n2\n1\n")
+        args = ("--wait", "--format", "ndjson")
+        async with server as url, ncinfo(*args, env=cli_env(url), stdin=read_fd) as proc:
+            async with asyncio.timeout(60):
+                # Answered at once: the run is then reading stdin until its end, or a signal.
+                await server.token_requested.wait()
+            proc.send_signal(signal.SIGTERM)
+            out, err = await finish(proc, SIGNALLED)
+        assert proc.returncode == 143, err
+        lines = [json.loads(line) for line in out.decode().splitlines()]
+        assert [line["id"] for line in lines] == [1, 2]
+        assert {line["error"]["kind"] for line in lines} == {"interrupted"}
+        assert server.job_requests == 0
+        assert_clean_exit(err)
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+@pytest.mark.asyncio
 async def test_a_second_signal_exits_at_once_without_a_traceback(sim: Simulator) -> None:
     """Two SIGINTs in a row with stdin open: exit 130, no KeyboardInterrupt traceback."""
     read_fd, write_fd = os.pipe()
@@ -121,6 +150,7 @@ async def test_a_second_signal_exits_at_once_without_a_traceback(sim: Simulator)
         os.close(write_fd)
 
 
+@pytest.mark.asyncio
 async def test_signal_during_login_reports_the_ids_already_read() -> None:
     """SIGTERM while the token request hangs and stdin is open: each ID read gets `interrupted`."""
     read_fd, write_fd = os.pipe()
@@ -145,6 +175,7 @@ async def test_signal_during_login_reports_the_ids_already_read() -> None:
         os.close(write_fd)
 
 
+@pytest.mark.asyncio
 async def test_signal_with_a_terminal_as_stdin(sim: Simulator) -> None:
     """A pty as stdin (an interactive user): Ctrl-C's SIGINT ends the run with 130 at once."""
     master, slave = os.openpty()
@@ -165,6 +196,7 @@ async def test_signal_with_a_terminal_as_stdin(sim: Simulator) -> None:
         os.close(slave)
 
 
+@pytest.mark.asyncio
 async def test_sigint_during_imports_exits_130_quietly(sim: Simulator) -> None:
     """A real SIGINT delivered while ncinfo imports aiohttp: exit 130, no traceback."""
     # The signal is sent from inside the import of aiohttp, so it lands there every time.
@@ -196,6 +228,7 @@ async def test_sigint_during_imports_exits_130_quietly(sim: Simulator) -> None:
     assert "KeyboardInterrupt" not in err
 
 
+@pytest.mark.asyncio
 async def test_deadline_ends_the_run_while_stdin_stays_open(sim: Simulator) -> None:
     """`--deadline 2` with stdin open: ends at the deadline, IDs read are answered, exit 0."""
     read_fd, write_fd = os.pipe()
@@ -215,6 +248,7 @@ async def test_deadline_ends_the_run_while_stdin_stays_open(sim: Simulator) -> N
         os.close(write_fd)
 
 
+@pytest.mark.asyncio
 async def test_deadline_with_open_stdin_and_a_silent_server_names_the_given_deadline() -> None:
     """Silent server, stdin open, `--deadline 2`: each ID read once as `deadline`, "2 s", exit 1."""
     read_fd, write_fd = os.pipe()
@@ -235,6 +269,7 @@ async def test_deadline_with_open_stdin_and_a_silent_server_names_the_given_dead
         os.close(write_fd)
 
 
+@pytest.mark.asyncio
 async def test_deadline_before_any_id_arrives_exits_2(sim: Simulator) -> None:
     """Stdin open and silent under `--deadline 1`: no ID was read, one error, exit 2."""
     read_fd, write_fd = os.pipe()
@@ -250,6 +285,7 @@ async def test_deadline_before_any_id_arrives_exits_2(sim: Simulator) -> None:
         os.close(write_fd)
 
 
+@pytest.mark.asyncio
 async def test_stdout_closed_before_any_output_exits_141_quietly(sim: Simulator) -> None:
     """Stdout is a pipe nobody reads (`| head -0`): exit 141, nothing at all on stderr."""
     read_fd, write_fd = os.pipe()
@@ -265,6 +301,7 @@ async def test_stdout_closed_before_any_output_exits_141_quietly(sim: Simulator)
     assert err == ""
 
 
+@pytest.mark.asyncio
 async def test_large_run_into_a_pipe_closed_after_one_line_exits_141(sim_factory: Any) -> None:
     """`seq 1 3000 | ncinfo | head -1`: the reader leaves after a line; exit 141, quiet stderr."""
     sim = await sim_factory(jobs=3000)
@@ -294,6 +331,7 @@ async def test_large_run_into_a_pipe_closed_after_one_line_exits_141(sim_factory
     assert err == ""
 
 
+@pytest.mark.asyncio
 async def test_full_disk_is_one_line_and_exit_2(sim: Simulator) -> None:
     """`ncinfo 1 2 3 > /dev/full`: exactly one line naming the cause, exit 2, no traceback."""
     full_fd = os.open("/dev/full", os.O_WRONLY)
@@ -315,6 +353,7 @@ def assert_no_raw_controls(text: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["text", "table"])
+@pytest.mark.asyncio
 async def test_hostile_server_text_reaches_the_terminal_escaped(fmt: str) -> None:
     """Error bodies, errormsg and field values with OSC/SGR/CR-LF/bidi are shown escaped."""
     async with (
@@ -334,6 +373,7 @@ async def test_hostile_server_text_reaches_the_terminal_escaped(fmt: str) -> Non
     assert_clean_exit(err)
 
 
+@pytest.mark.asyncio
 async def test_hostile_text_is_carried_faithfully_in_json() -> None:
     """ndjson carries the server's text byte for byte (JSON escapes it); stderr is escaped."""
     async with (
@@ -347,6 +387,7 @@ async def test_hostile_text_is_carried_faithfully_in_json() -> None:
     assert_no_raw_controls(err)
 
 
+@pytest.mark.asyncio
 async def test_hostile_login_refusal_is_escaped_on_stderr() -> None:
     """A 401 to the token request with a hostile `error`: the one error line is escaped."""
     async with (
@@ -357,3 +398,20 @@ async def test_hostile_login_refusal_is_escaped_on_stderr() -> None:
     assert proc.returncode == 2, err
     assert "\\x1b]0;owned" in err
     assert_no_raw_controls(err)
+
+
+def test_exit_status_precedence_agrees_in_code_help_and_readme() -> None:
+    """The --help epilog and the README list every status of _exitcodes, in the team's order."""
+    order = ["130", "2", "3", "4", "1", "0", "141"]
+    help_part = EPILOG.split("exit status", 1)[1].split("examples:", 1)[0]
+    in_help = [row.split()[0] for row in help_part.splitlines() if row[2:3].isdigit()]
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = readme.split("### Exit status", 1)[1].split("###", 1)[0]
+    first_cells = [row.split("|")[1].strip() for row in table.splitlines() if row[2:3].isdigit()]
+    in_readme = [cell.split(",")[0] for cell in first_cells]
+    codes = {value for name, value in vars(_exitcodes).items() if name.startswith("EXIT_")}
+    assert in_help == order
+    assert in_readme == order
+    assert codes == {int(code) for code in order} | {143}
+    assert "143 terminated" in help_part
+    assert first_cells[0] == "130, 143"
