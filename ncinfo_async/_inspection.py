@@ -268,7 +268,7 @@ class Inspection:
                 else:
                     self._report_unsent(job_ids)
             else:
-                # If the login used up the deadline, every ID is reported as timed out.
+                # What the login left of the deadline; messages name the deadline given.
                 fan = client.fan_out(
                     source,
                     batch=self.plan.batch,

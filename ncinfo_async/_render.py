@@ -85,9 +85,9 @@ class Summary:
         }
 
     def lines(self) -> str:
-        """A short human-readable block."""
+        """A short human-readable block (status names are the server's: controls escaped)."""
         statuses = ", ".join(
-            f"{name or '?'} {count}" for name, count in sorted(self.by_status.items())
+            f"{escape_text(name) or '?'} {count}" for name, count in sorted(self.by_status.items())
         )
         failed = ", ".join(f"{kind} {count}" for kind, count in sorted(self.failed.items()))
         failures = sum(self.failed.values())

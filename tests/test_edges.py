@@ -298,7 +298,7 @@ async def test_stdout_closed_before_any_output_exits_141_quietly(sim: Simulator)
     finally:
         os.close(write_fd)
     assert proc.returncode == 141, err
-    assert err == ""
+    assert_quiet(err)
 
 
 @pytest.mark.asyncio
@@ -328,7 +328,7 @@ async def test_large_run_into_a_pipe_closed_after_one_line_exits_141(sim_factory
                 os.close(fd)
     assert json.loads(first)["id"] == 1
     assert proc.returncode == 141, err
-    assert err == ""
+    assert_quiet(err)
 
 
 @pytest.mark.asyncio
@@ -343,7 +343,14 @@ async def test_full_disk_is_one_line_and_exit_2(sim: Simulator) -> None:
     finally:
         os.close(full_fd)
     assert proc.returncode == 2, err
-    assert err == "ncinfo: error: cannot write output: No space left on device\n"
+    line = "ncinfo: error: cannot write output: No space left on device\n"
+    assert err.count(line) == 1, err
+    assert_quiet(err.replace(line, ""))
+
+
+def assert_quiet(err: str) -> None:
+    """Nothing on stderr but the asyncio debug notes of dev mode (slow callbacks under load)."""
+    assert [line for line in err.splitlines() if not line.startswith("Executing <")] == [], err
 
 
 def assert_no_raw_controls(text: str) -> None:
@@ -355,10 +362,11 @@ def assert_no_raw_controls(text: str) -> None:
 @pytest.mark.parametrize("fmt", ["text", "table"])
 @pytest.mark.asyncio
 async def test_hostile_server_text_reaches_the_terminal_escaped(fmt: str) -> None:
-    """Error bodies, errormsg and field values with OSC/SGR/CR-LF/bidi are shown escaped."""
+    """Error bodies, errormsg, field values, summary statuses with OSC/SGR/CR-LF/bidi: escaped."""
+    args = ("--format", fmt, "--summary", "1", "2", "3")
     async with (
         Hostile() as url,
-        ncinfo("--format", fmt, "1", "2", "3", env=cli_env(url), stdin=subprocess.DEVNULL) as proc,
+        ncinfo(*args, env=cli_env(url), stdin=subprocess.DEVNULL) as proc,
     ):
         out, err = await finish(proc, 60)
     text = out.decode()
