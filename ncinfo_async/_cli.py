@@ -37,11 +37,12 @@ environment:
 exit status (the first that applies, in this order):
   130  interrupted (SIGINT); 143 terminated (SIGTERM)
   2    usage, configuration, authentication or connection error (also a --fields name
-       no answer carried, with --strict)
+       no answer carried, with --strict); output that cannot be written (a full disk)
   3    --fail-on matched a job's status
   4    --wait-timeout passed with jobs still unfinished
   1    some IDs were not found or failed (each is reported on stderr)
   0    every job was found
+  141  stdout is a pipe whose reader left (ncinfo ... | head -1): quiet stop
 
 short options: -o --format, -f --fields, -s --summary, -u --user, -c --concurrency,
   -w --wait, -q --quiet, -v --verbose (flags win over environment variables)
@@ -325,8 +326,13 @@ def check_options(options: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``ncinfo`` and return its exit status."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    """Run ``ncinfo`` and return its exit status (see ``_entry.guarded`` for the edges)."""
+    from ._entry import guarded
+
+    return guarded(lambda: _main(list(sys.argv[1:] if argv is None else argv)))
+
+
+def _main(args: list[str]) -> int:
     if args[:1] == ["demo"]:
         from ._demo import demo_main
 

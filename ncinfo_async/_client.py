@@ -489,6 +489,7 @@ class Client:
         batch: bool = False,
         select: Sequence[str] = ("*",),
         deadline: float | None = None,
+        deadline_label: float | None = None,
     ) -> FanOut:
         """The fan-out behind ``stream_jobs``, for callers that need to ``stop()`` it.
 
@@ -499,6 +500,8 @@ class Client:
             select: in batch mode, the fields to ask for (``*`` for all).
             deadline: seconds for this fan-out (default ``settings.deadline``); the IDs
                 not answered by then get ``DeadlineExceeded``.
+            deadline_label: the deadline their message names, when ``deadline`` is what is
+                left of a longer one (the run's ``--deadline``, after the login).
         """
         settings = self.settings
         if deadline is None or deadline == math.inf:
@@ -524,6 +527,7 @@ class Client:
             order=settings.order,
             window=settings.reorder_window,
             deadline=deadline,
+            deadline_label=deadline_label,
             batch_budget=budget,
             batch_cost=cost,
         )

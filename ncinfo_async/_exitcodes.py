@@ -16,3 +16,5 @@ EXIT_WAIT_TIMEOUT: Final = 4
 #: Interrupted by SIGINT (128 + 2) or terminated by SIGTERM (128 + 15).
 EXIT_SIGINT: Final = 130
 EXIT_SIGTERM: Final = 143
+#: Standard output is a pipe whose reader went away (128 + SIGPIPE): ended quietly.
+EXIT_BROKEN_PIPE: Final = 141

@@ -47,6 +47,7 @@ class FanOut:
         order: ``input`` or ``completion`` order of results.
         window: in input order, how far results may run ahead of the oldest pending one.
         deadline: seconds after which unanswered IDs get a ``DeadlineExceeded`` result.
+        deadline_label: the deadline named in those results' message (default ``deadline``).
         batch_budget: how much one fetch may take, in units of ``batch_cost``; a batch stops
             growing once it reaches the budget, so it may exceed it by one ID's cost.
         batch_cost: the cost of one ID in a batch (default 1, so the budget is a count);
@@ -62,6 +63,7 @@ class FanOut:
         order: Literal["input", "completion"] = "input",
         window: int = 4096,
         deadline: float | None = None,
+        deadline_label: float | None = None,
         batch_budget: int = 1,
         batch_cost: Callable[[int], int] | None = None,
     ) -> None:
@@ -72,6 +74,7 @@ class FanOut:
         # A batch must fit in the window, or its worker would wait for itself.
         self._window = max(window, batch_budget)
         self._deadline = deadline
+        self._deadline_label = deadline if deadline_label is None else deadline_label
         self._batch_budget = batch_budget
         self._batch_cost = batch_cost or (lambda _job_id: 1)
         self._seen = BitMap64()
@@ -203,7 +206,7 @@ class FanOut:
 
     def _deadline_error(self, job_id: int) -> NcInfoError:
         return DeadlineExceeded(
-            f"not answered within the {self._deadline:g} s deadline", job_id=job_id
+            f"not answered within the {self._deadline_label:g} s deadline", job_id=job_id
         )
 
     async def _work(

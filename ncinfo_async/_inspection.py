@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import signal
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Sequence
@@ -16,7 +17,8 @@ import anyio
 # Imported here, before the event loop starts, so that importing aiohttp does not stall it;
 # `ncinfo --help` never imports this module.
 from ._client import Client
-from ._exceptions import AuthError, ConnectError, NcInfoError
+from ._escape import escape_text
+from ._exceptions import AuthError, ConnectError, DeadlineExceeded, InterruptedRunError, NcInfoError
 from ._exitcodes import (
     EXIT_FAIL_ON,
     EXIT_FAILED,
@@ -26,7 +28,7 @@ from ._exitcodes import (
     EXIT_USAGE,
     EXIT_WAIT_TIMEOUT,
 )
-from ._input import MalformedLog
+from ._input import InputIds, MalformedLog, restore_blocking
 from ._password import password_prompt, prompt_from_tty
 from ._protocol import JobResult, Token
 from ._render import Renderer, Summary
@@ -58,13 +60,16 @@ class Console:
         write_through(self.err, self.bar, text)
 
     def error(self, message: str) -> None:
-        """An error that decides the exit status; printed even with ``-q``."""
-        self.write_err(f"ncinfo: error: {message}\n")
+        """An error that decides the exit status; printed even with ``-q``.
+
+        Messages may carry the server's text: terminal controls in it are escaped.
+        """
+        self.write_err(f"ncinfo: error: {escape_text(message)}\n")
 
     def notice(self, message: str) -> None:
-        """A warning or notice; silenced by ``-q``."""
+        """A warning or notice (controls escaped, as for ``error``); silenced by ``-q``."""
         if not self.quiet:
-            self.write_err(f"ncinfo: {message}\n")
+            self.write_err(f"ncinfo: {escape_text(message)}\n")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,10 +166,13 @@ class Inspection:
         #: A job that was found, to learn every field name from (see ``_check_fields``).
         self._sample_job: int | None = None
         self.unknown_fields = False
+        #: The input, when it can be told to stop reading (stdin).
+        self._input: InputIds | None = None
 
     async def main(self, ids: AsyncIterable[int]) -> int:
         """The whole run; SIGINT/SIGTERM stop it cleanly at any stage, login included."""
         self._started = anyio.current_time()
+        self._input = ids if isinstance(ids, InputIds) else None
         try:
             async with (
                 Client(
@@ -177,7 +185,8 @@ class Inspection:
                 ) as client,
                 anyio.create_task_group() as group,
             ):
-                group.start_soon(self._watch_signals, group.cancel_scope)
+                group.start_soon(self._watch_signals)
+                group.start_soon(self._end_input_at_deadline)
                 status = await self._guarded(client, ids)
                 group.cancel_scope.cancel()
         except NcInfoError as exc:  # closing the session failed
@@ -185,6 +194,11 @@ class Inspection:
             status = EXIT_USAGE
         if self.malformed.count:
             self.console.notice(f"skipped {self.malformed.describe()}")
+        if self._input is not None and self._input.left_unread and self.signal_exit is None:
+            self.console.notice(
+                f"stopped reading stdin at the {self.settings.deadline:g} s deadline "
+                "(--deadline): IDs not read by then got no result"
+            )
         return self.signal_exit if self.signal_exit is not None else status
 
     async def _guarded(self, client: Client, ids: AsyncIterable[int]) -> int:
@@ -210,34 +224,59 @@ class Inspection:
 
     async def _login(self, client: Client) -> bool:
         """Authenticate before fanning out: a wrong password or an unreachable server is one
-        clear error, not one per job.  The deadline and signals apply here too."""
+        clear error, not one per job.  The deadline and signals apply here too: False when
+        either ended it (the deadline is reported; a signal's own exit status wins)."""
         with anyio.CancelScope() as login:
             self._stop = lambda _reason: login.cancel()
-            with anyio.move_on_after(self._remaining()):
+            with anyio.move_on_after(self._remaining()) as timer:
                 await client.authenticate()
-        return not login.cancelled_caught
+        if timer.cancelled_caught and self.signal_exit is None:
+            self.console.error(
+                f"no token from {self.settings.url} within the "
+                f"{self.settings.deadline:g} s deadline (--deadline)"
+            )
+        return not (login.cancelled_caught or timer.cancelled_caught)
 
     async def _inspect(self, client: Client, ids: AsyncIterable[int]) -> int:
         iterator = aiter(ids)
-        first = await anext(iterator, None)
+        first = None
+        # Input may stay open with nothing on it: signals and the deadline end this wait too.
+        with anyio.CancelScope() as reading:
+            self._stop = lambda _reason: reading.cancel()
+            with anyio.move_on_after(self._remaining()):
+                first = await anext(iterator, None)
         if first is None:
-            self.console.error("no job IDs given (arguments or stdin)")
+            if self.signal_exit is None:
+                self.console.error(self._no_ids_message())
             return EXIT_USAGE
         if not await self._login(client):
-            return EXIT_USAGE  # a signal: its own exit status wins
+            # No token: each ID read so far is still owed its result.
+            if self._input is not None:
+                self._input.stop_reading()  # the IDs already read still come out, at once
+            unsent = [first, *[job_id async for job_id in iterator]]
+            self.console.out.write(self.renderer.start())
+            self._report_unsent(unsent)
+            self.summary.malformed = self.malformed.count
+            self._finish()
+            return EXIT_USAGE  # after a signal, the signal's own status wins
         source = _chain(first, iterator)
         bar = self._progress_bar()
         try:
             self.console.out.write(self.renderer.start())
             if self.plan.wait:
-                await self._wait(client, [job_id async for job_id in source], bar)
+                job_ids = await self._read_all(source)
+                if self.signal_exit is None:
+                    await self._wait(client, job_ids, bar)
+                else:
+                    self._report_unsent(job_ids)
             else:
-                # If the login used up the deadline, every ID is reported as timed out.
+                # What the login left of the deadline; messages name the deadline given.
                 fan = client.fan_out(
                     source,
                     batch=self.plan.batch,
                     select=self.plan.select,
                     deadline=self._remaining(),
+                    deadline_label=self.settings.deadline,
                 )
                 await self._stream(fan, bar)
             self.summary.malformed = self.malformed.count
@@ -253,6 +292,41 @@ class Inspection:
             return EXIT_USAGE
         await self._check_fields(client)
         return self._status()
+
+    def _no_ids_message(self) -> str:
+        if self.settings.deadline is not None and self._remaining() == 0:
+            return f"no job ID read within the {self.settings.deadline:g} s deadline (--deadline)"
+        return "no job IDs given (arguments or stdin)"
+
+    def _report_unsent(self, job_ids: list[int]) -> None:
+        """Give each distinct ID read but never sent an interrupted or deadline result."""
+        make_error: Callable[[int], NcInfoError]
+        if self.signal_exit is not None:
+            reason = f"not inspected: interrupted by {_signal_name(self.signal_exit)}"
+            make_error = lambda job_id: InterruptedRunError(reason, job_id=job_id)  # noqa: E731
+        else:
+            reason = f"not inspected: no token within the {self.settings.deadline:g} s deadline"
+            make_error = lambda job_id: DeadlineExceeded(reason, job_id=job_id)  # noqa: E731
+        distinct = list(dict.fromkeys(job_ids))
+        self.summary.duplicates += len(job_ids) - len(distinct)
+        for job_id in distinct:
+            self._emit(JobResult(job_id, error=make_error(job_id)))
+
+    async def _read_all(self, source: AsyncIterator[int]) -> list[int]:
+        """Every ID of the input (for ``--wait``); a first signal ends the reading."""
+        job_ids: list[int] = []
+        with anyio.CancelScope() as reading:
+            self._stop = lambda _reason: reading.cancel()
+            async for job_id in source:
+                job_ids.append(job_id)
+        return job_ids
+
+    async def _end_input_at_deadline(self) -> None:
+        """At the run's deadline, stop reading stdin even if it is still open."""
+        if self._input is None or self.settings.deadline is None:
+            return
+        await anyio.sleep(self._remaining())
+        self._input.stop_reading()
 
     async def _stream(self, fan: FanOut, bar: _Progress | None) -> None:
         """Render results as they arrive; a first signal stops the fan-out cleanly."""
@@ -340,7 +414,8 @@ class Inspection:
             self.run_level_failures += 1
             return  # the run-level error is reported once, at the end
         if not self.console.quiet:
-            self.job_errors.add(result.job_id, error.kind, error.message)
+            # The message may quote the server's text.
+            self.job_errors.add(result.job_id, error.kind, escape_text(error.message))
 
     async def _check_fields(self, client: Client) -> None:
         """Name each ``--fields`` name no answer carried, with the closest one the server sent.
@@ -417,8 +492,8 @@ class Inspection:
         self.console.bar = bar
         return bar
 
-    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
-        """First SIGINT/SIGTERM: stop what runs now and flush; a second one: stop at once."""
+    async def _watch_signals(self) -> None:
+        """First SIGINT/SIGTERM: stop what runs now and flush; a second one: exit at once."""
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
                 if self.signal_exit is None:
@@ -429,7 +504,13 @@ class Inspection:
                         f"{name}: stopping; unanswered jobs are reported as interrupted"
                     )
                 else:
-                    scope.cancel()
+                    # The user insists: no more flushing or closing, which could be what hangs.
+                    restore_blocking()
+                    os._exit(_SIGNAL_EXIT.get(signal.Signals(signum), EXIT_SIGINT))
+
+
+def _signal_name(status: int) -> str:
+    return next(sig.name for sig, code in _SIGNAL_EXIT.items() if code == status)
 
 
 async def _chain(first: int, rest: AsyncIterator[int]) -> AsyncIterator[int]:

@@ -16,6 +16,7 @@ from typing import Final, Literal
 
 import orjson
 
+from ._escape import escape_text
 from ._protocol import SEED_FIELDS, JobResult, JsonValue
 
 __all__ = ["FORMATS", "Renderer", "Summary", "make_renderer"]
@@ -84,9 +85,9 @@ class Summary:
         }
 
     def lines(self) -> str:
-        """A short human-readable block."""
+        """A short human-readable block (status names are the server's: controls escaped)."""
         statuses = ", ".join(
-            f"{name or '?'} {count}" for name, count in sorted(self.by_status.items())
+            f"{escape_text(name) or '?'} {count}" for name, count in sorted(self.by_status.items())
         )
         failed = ", ".join(f"{kind} {count}" for kind, count in sorted(self.failed.items()))
         failures = sum(self.failed.values())
@@ -111,6 +112,11 @@ def _text(value: JsonValue) -> str:
     if isinstance(value, list | dict):
         return _compact(value)
     return str(value)
+
+
+def _safe(value: object) -> str:
+    """A value as ``%s`` shows it, with terminal controls escaped (text and table formats)."""
+    return escape_text("%s" % (value,))
 
 
 def result_object(result: JobResult, fields: Sequence[str] | None) -> dict[str, JsonValue]:
@@ -153,24 +159,31 @@ class Renderer:
 
 
 class TextRenderer(Renderer):
-    """The seed ``nc_info.py`` layout: ``%-16s`` labels and a blank line after each job."""
+    """The seed ``nc_info.py`` layout: ``%-16s`` labels and a blank line after each job.
+
+    Names and values are the server's text, shown on a terminal: controls are escaped.
+    """
 
     def result(self, result: JobResult) -> str:
         if result.fields is None:
             return ""
         data = result.fields
         if self.fields == ["*"]:
-            return "".join("%-16s%s\n" % item for item in data.items()) + "\n"
+            return "".join("%-16s%s\n" % (_safe(k), _safe(v)) for k, v in data.items()) + "\n"
         if self.fields is not None:
-            return "".join("%-16s%s\n" % (name, _value(data, name)) for name in self.fields) + "\n"
+            return (
+                "".join("%-16s%s\n" % (name, _safe(_value(data, name))) for name in self.fields)
+                + "\n"
+            )
         # Byte for byte what the seed prints, labels and '%s' formatting of JSON values included.
         return (
-            "%-16s%s\n" % ("Job", _value(data, "ID"))
-            + "%-16s%s,%s\n" % ("User,Group", _value(data, "USER"), _value(data, "GROUP"))
-            + "%-16s%s\n" % ("Command", _value(data, "COMMAND"))
-            + "%-16s%s\n" % ("Status", _value(data, "STATUSNC"))
-            + "%-16s%s\n" % (" Host", _value(data, "HOST"))
-            + "%-16s%s\n" % (" Duration", _value(data, "DURATIONPP"))
+            "%-16s%s\n" % ("Job", _safe(_value(data, "ID")))
+            + "%-16s%s,%s\n"
+            % ("User,Group", _safe(_value(data, "USER")), _safe(_value(data, "GROUP")))
+            + "%-16s%s\n" % ("Command", _safe(_value(data, "COMMAND")))
+            + "%-16s%s\n" % ("Status", _safe(_value(data, "STATUSNC")))
+            + "%-16s%s\n" % (" Host", _safe(_value(data, "HOST")))
+            + "%-16s%s\n" % (" Duration", _safe(_value(data, "DURATIONPP")))
             + "\n"
         )
 
@@ -259,7 +272,7 @@ class TableRenderer(Renderer):
     def result(self, result: JobResult) -> str:
         if result.fields is None:
             return ""
-        row = [_text(_value(result.fields, name)) for name in self.columns]
+        row = [escape_text(_text(_value(result.fields, name))) for name in self.columns]
         if self._sample is not None:
             self._sample.append(row)
             return self._flush() if len(self._sample) >= TABLE_SAMPLE else ""

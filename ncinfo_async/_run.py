@@ -14,7 +14,7 @@ import anyio
 from ._exceptions import ConfigError, InputError, NcInfoError
 from ._exitcodes import EXIT_OK, EXIT_USAGE
 from ._ids import LineParser, parse_job_id
-from ._input import LineReader, MalformedLog, parse_lines, read_ids
+from ._input import LineReader, MalformedLog, parse_lines, read_ids, restore_blocking
 from ._inspection import Console, Inspection, Plan
 from ._password import read_password_file
 from ._protocol import SEED_FIELDS, Token, is_loopback_host
@@ -239,7 +239,10 @@ def run_cli(
         on_token=save,
         on_token_refused=lambda: cache is not None and cache.remove(settings.url, settings.user),
     )
-    return run_async(run.main, ids, force_asyncio=options.asyncio)
+    try:
+        return run_async(run.main, ids, force_asyncio=options.asyncio)
+    finally:
+        restore_blocking()  # stdin's flags, if the run ended before its reader did
 
 
 def _token_cache(

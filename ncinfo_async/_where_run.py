@@ -24,7 +24,7 @@ class RuleInspection(Inspection):
     async def _inspect(self, client: Client, ids: AsyncIterable[int]) -> int:
         assert self.plan.where is not None
         if not await self._login(client):
-            return EXIT_USAGE  # a signal: its own exit status wins
+            return EXIT_USAGE  # a signal (its own exit status wins) or the deadline
         return await self._inspect_rule(client, self.plan.where)
 
     async def _inspect_rule(self, client: Client, rule: str) -> int:

@@ -23,10 +23,12 @@ from typing import Final
 
 __all__ = [
     "BAD_BODIES",
+    "HOSTILE",
     "HUGE",
     "BadBody",
     "Garbage",
     "HalfBody",
+    "Hostile",
     "KeepAliveCloser",
     "RawServer",
     "Silent",
@@ -36,7 +38,7 @@ __all__ = [
 ]
 
 TOKEN_BODY: Final = b'{"token_type":"Bearer","access_token":"x.y.z"}'
-_REASONS: Final = {200: "OK", 404: "Not Found"}
+_REASONS: Final = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}
 
 
 def response(
@@ -308,5 +310,47 @@ class TokenTrouble(RawServer):
         self, job_id: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
         writer.write(response(200, job_table(job_id)))
+        await writer.drain()
+        return True
+
+
+#: Server text that would retitle the terminal (OSC), recolour it (SGR), and forge a line.
+HOSTILE: Final = "\x1b]0;owned\x07\x1b[31mred\x1b[0m\r\nncinfo: job 9: forged \u202eevil\x9b2J\x7f"
+
+
+class Hostile(RawServer):
+    """Puts ``HOSTILE`` in every place server text reaches the user.
+
+    Job 1 gets a 400 whose JSON ``error`` is hostile, job 2 a table with a hostile
+    ``errormsg`` (and a row), any other job a valid row whose STATUSNC and COMMAND are
+    hostile.  ``refuse_login=True`` answers the token request with a hostile 401 instead.
+    """
+
+    def __init__(self, *, refuse_login: bool = False) -> None:
+        super().__init__()
+        self.refuse_login = refuse_login
+
+    async def token(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        if not self.refuse_login:
+            return await super().token(reader, writer)
+        writer.write(response(401, json.dumps({"error": HOSTILE}).encode()))
+        await writer.drain()
+        return True
+
+    async def job(
+        self, job_id: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        if job_id == 1:
+            answer = response(400, json.dumps({"error": HOSTILE}).encode())
+        else:
+            table = json.loads(job_table(job_id))
+            if job_id == 2:
+                table["errormsg"] = HOSTILE
+            else:
+                table["columns"] += [{"field": "COMMAND", "col": 3}]
+                table["rows"][0][2] = HOSTILE
+                table["rows"][0].append(HOSTILE)
+            answer = response(200, json.dumps(table).encode())
+        writer.write(answer)
         await writer.drain()
         return True

@@ -219,7 +219,7 @@ async def test_cli_read_timeout_per_attempt_without_deadline() -> None:
 
 
 async def test_cli_deadline_covers_a_hanging_token_request() -> None:
-    """`--deadline 2` when the token POST never answers: the run still ends, IDs as `deadline`."""
+    """`--deadline 2` when the token POST never answers: exit 2, each ID once as `deadline`."""
     async with Silent(token_too=True) as url:
         try:
             run = await run_ncinfo(
@@ -227,10 +227,13 @@ async def test_cli_deadline_covers_a_hanging_token_request() -> None:
             )
         except TimeoutError:
             pytest.fail("ncinfo --deadline 2 was still running after 15 s (killed)")
-    assert run.code == 1, run.err
+    assert run.code == 2, run.err
     lines = run.lines()
     assert [line["id"] for line in lines] == [1, 2, 3]
     assert {line["error"]["kind"] for line in lines} == {"deadline"}
+    # The deadline named is the one the user gave, not what was left of it.
+    assert "within the 2 s deadline" in run.err
+    assert_clean_exit(run.err)
 
 
 @pytest.mark.parametrize(
@@ -239,7 +242,7 @@ async def test_cli_deadline_covers_a_hanging_token_request() -> None:
 async def test_cli_signal_during_authentication_exits_cleanly(
     signum: signal.Signals, code: int
 ) -> None:
-    """A signal while the token request hangs: documented exit status, no traceback."""
+    """A signal while the token request hangs: every ID `interrupted` once, status, no traceback."""
     server = Silent(token_too=True)
     async with server as url:
         proc = await start_ncinfo("--format", "ndjson", "1", "2", "3", env=cli_env(url))
@@ -255,7 +258,7 @@ async def test_cli_signal_during_authentication_exits_cleanly(
     assert proc.returncode == code, err.decode()[-2000:]
     assert_clean_exit(err.decode())
     lines = [json.loads(line) for line in out.decode().splitlines()]
-    assert len({line["id"] for line in lines}) == len(lines)
+    assert [line["id"] for line in lines] == [1, 2, 3]
     assert all(line["error"]["kind"] == "interrupted" for line in lines)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import threading
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from ncinfo_async._ids import MAX_LINE_BYTES
-from ncinfo_async._input import LineReader
+from ncinfo_async._input import InputIds, LineReader, MalformedLog
 
 from .cliutil import cli_env, start_ncinfo
 
@@ -73,3 +74,68 @@ async def test_ids_from_a_slow_producer_are_fetched_as_they_arrive(sim: Any) -> 
     assert first["id"] == 5
     assert [json.loads(line)["id"] for line in rest.splitlines()] == [6]
     assert proc.returncode == 0
+
+
+def _nonblocking(fd: int) -> bool:
+    return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK)
+
+
+@pytest.mark.asyncio
+async def test_stop_reading_yields_what_was_read_and_restores_the_pipe() -> None:
+    """On an open pipe, stop_reading ends the input after the IDs already read; flag put back."""
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, b"1\n2\n3\n")
+        source = InputIds(read_fd, MalformedLog())
+        ids = aiter(source)
+        assert await anext(ids) == 1
+        assert _nonblocking(read_fd)
+        source.stop_reading()
+        assert [job_id async for job_id in ids] == [2, 3]
+        assert source.left_unread
+        assert not _nonblocking(read_fd)
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+@pytest.mark.asyncio
+async def test_stop_reading_ends_a_wait_on_a_silent_pipe() -> None:
+    """A reader waiting on a pipe with nothing to read ends at once when stopped."""
+    read_fd, write_fd = os.pipe()
+    try:
+        source = InputIds(read_fd, MalformedLog())
+        collected: list[int] = []
+        got_one = asyncio.Event()
+
+        async def collect() -> None:
+            async for job_id in source:
+                collected.append(job_id)
+                got_one.set()
+
+        async with asyncio.timeout(10), asyncio.TaskGroup() as group:
+            group.create_task(collect())
+            os.write(write_fd, b"7\n")
+            await got_one.wait()  # the reader now waits on the silent pipe
+            source.stop_reading()
+        assert collected == [7]
+        assert source.left_unread
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+@pytest.mark.asyncio
+async def test_regular_file_and_end_of_input(tmp_path: Any) -> None:
+    """A regular file (which epoll refuses) is read plainly to its end; nothing is left unread."""
+    path = tmp_path / "ids.txt"
+    path.write_bytes(b"ID STATUS\n5\n6 Done\nbad\n")
+    malformed = MalformedLog()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        source = InputIds(fd, malformed)
+        assert [job_id async for job_id in source] == [5, 6]
+        assert not source.left_unread
+        assert malformed.count == 1
+    finally:
+        os.close(fd)
