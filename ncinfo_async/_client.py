@@ -55,7 +55,7 @@ from ._protocol import (
     token_form,
 )
 from ._settings import Settings
-from ._transport import Answer, build_ssl_context, open_session, send
+from ._transport import Answer, open_session, send, ssl_for
 
 if TYPE_CHECKING:
     import aiohttp
@@ -68,6 +68,8 @@ PasswordProvider = Callable[[], str]
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _log = logging.getLogger("ncinfo_async")
 _T = TypeVar("_T")
+#: Seconds ``aclose`` waits for the connections to report closed (they are aborted at once).
+_CLOSE_WAIT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +147,7 @@ class Client:
 
     async def __aenter__(self) -> Client:
         if self._session is None:
-            # Loading CA certificates is blocking file I/O (~0.1 s): keep it off the loop.
-            context = await anyio.to_thread.run_sync(build_ssl_context, self.settings)
-            self._session = open_session(self.settings, context)
+            self._session = open_session(self.settings, await ssl_for(self.settings))
         return self
 
     async def __aexit__(
@@ -159,14 +159,17 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the session if this client opened it."""
+        """Close the session if this client opened it, its connections included.
+
+        Returns once every pooled connection has been closed (aiohttp >= 3.12.11 aborts TLS
+        connections on close and awaits each one's ``connection_lost``), so no fixed sleep is
+        needed before the loop ends (the old "Graceful shutdown" advice, aiohttp #1925).  The
+        wait is bounded: a transport that never reports back cannot hold the exit.
+        """
         if self._session is not None and self._owns_session:
             session, self._session = self._session, None
-            await session.close()
-            if self.settings.is_https:
-                # Let the SSL transports finish closing before the loop goes away
-                # (aiohttp docs, "Graceful shutdown"), or they warn about being unclosed.
-                await anyio.sleep(0.25)
+            with anyio.move_on_after(_CLOSE_WAIT, shield=True):
+                await session.close()
 
     @property
     def token(self) -> Token | None:

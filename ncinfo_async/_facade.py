@@ -16,7 +16,6 @@ The method and argument names are the vendor's camelCase ones, so ported code on
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Mapping
 from types import TracebackType
@@ -25,7 +24,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import anyio
 
-from ._client import Client
+from ._client import _CLOSE_WAIT, Client
 from ._exceptions import ConfigError
 from ._protocol import (
     API_PREFIX,
@@ -36,7 +35,7 @@ from ._protocol import (
     normalize_base_url,
 )
 from ._settings import DEFAULT_CONCURRENCY, Settings
-from ._transport import build_ssl_context, open_session
+from ._transport import open_session, ssl_for
 
 if TYPE_CHECKING:
     import aiohttp
@@ -101,14 +100,12 @@ class VOVRestV3Async:
 
     async def close(self) -> None:
         """Close the connection pool, unless it was given to the constructor."""
-        settings, self._client, self._settings = self._settings, None, None
+        self._client, self._settings = None, None
         session, self._session = self._session, self._given_session
         if session is not None and session is not self._given_session:
-            await session.close()
-            if settings is not None and settings.is_https:
-                # As Client.aclose: let SSL transports finish closing (aiohttp docs,
-                # "Graceful shutdown"), or they warn about being unclosed.
-                await asyncio.sleep(0.25)
+            # As Client.aclose: returns once the connections are closed, bounded.
+            with anyio.move_on_after(_CLOSE_WAIT, shield=True):
+                await session.close()
 
     # --- The vendor API -------------------------------------------------------------------------
 
@@ -256,8 +253,7 @@ class VOVRestV3Async:
         if not same_server and self._session is not self._given_session:
             await self.close()
         if self._session is None:
-            context = await anyio.to_thread.run_sync(build_ssl_context, settings)
-            self._session = open_session(settings, context)
+            self._session = open_session(settings, await ssl_for(settings))
         self._settings = settings
         self._client = Client(settings, token=token, session=self._session)
 

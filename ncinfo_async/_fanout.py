@@ -19,11 +19,10 @@ from collections.abc import (
     Awaitable,
     Callable,
     Iterable,
+    Iterator,
 )
 from contextlib import asynccontextmanager, suppress
-from typing import Final, Literal
-
-from pyroaring import BitMap64
+from typing import Final, Literal, Protocol
 
 from ._exceptions import DeadlineExceeded, InterruptedRunError, NcInfoError
 from ._protocol import JobResult
@@ -32,6 +31,19 @@ __all__ = ["FanOut", "JobResult"]
 
 #: IDs read ahead of the workers; small, so reading never runs far ahead of fetching.
 _READ_AHEAD: Final = 256
+#: Distinct IDs kept in a plain set; past this many they move to a compressed bitmap
+#: (pyroaring, imported only then), which holds millions of IDs in a few KiB.
+SMALL_SEEN: Final = 4096
+
+
+class _IdSet(Protocol):
+    """The part of ``set[int]`` and ``pyroaring.BitMap64`` used to detect duplicates."""
+
+    def __contains__(self, value: int, /) -> bool: ...
+
+    def add(self, value: int, /) -> None: ...
+
+    def __iter__(self) -> Iterator[int]: ...
 
 
 Fetch = Callable[[list[int]], Awaitable[list[JobResult]]]
@@ -77,7 +89,7 @@ class FanOut:
         self._deadline_label = deadline if deadline_label is None else deadline_label
         self._batch_budget = batch_budget
         self._batch_cost = batch_cost or (lambda _job_id: 1)
-        self._seen = BitMap64()
+        self._seen: _IdSet = set()
         self._next_seq = 0
         self._emitted = 0
         self._window_waiters: list[asyncio.Future[None]] = []
@@ -176,6 +188,10 @@ class FanOut:
         self._next_seq += 1
         self._pending[seq] = job_id
         self.distinct += 1
+        if self.distinct == SMALL_SEEN:
+            from pyroaring import BitMap64
+
+            self._seen = BitMap64(self._seen)
         return seq
 
     async def _work_all(

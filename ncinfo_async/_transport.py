@@ -29,44 +29,76 @@ from ._protocol import JsonValue
 from ._settings import Settings
 from ._version import __version__
 
-__all__ = ["Answer", "build_ssl_context", "open_session", "send", "translate"]
+__all__ = [
+    "Answer",
+    "load_ca_context",
+    "open_session",
+    "send",
+    "ssl_for",
+    "tls_setting",
+    "translate",
+]
 
 _log = logging.getLogger("ncinfo_async")
 #: With ``-v``, a connection attempt still pending after this many seconds is logged.
 SLOW_CONNECT: Final = 1.0
 
 
-def build_ssl_context(settings: Settings) -> ssl.SSLContext | None:
-    """The one SSL context of a run, for the seed's three security levels.
+def tls_setting(settings: Settings) -> bool | None:
+    """What the connector's ``ssl`` argument is when no CA file must be loaded.
+
+    True: verify against the default trust store with the context aiohttp built at import
+    (``ssl=True``); False: plain http (no TLS at all) or ``insecure`` (aiohttp's unverified
+    context, also built at import); None: a CA file was given, ``load_ca_context`` builds
+    the one context of the run.  So a run never builds a context it does not use.
+    """
+    if not settings.is_https or settings.insecure:
+        return False
+    return True if settings.cafile is None else None
+
+
+def load_ca_context(cafile: str) -> ssl.SSLContext:
+    """A verifying context that trusts only the CA certificates in ``cafile``.
 
     Built once and handed to the connector: aiohttp keys pooled connections by the context
-    object, so a context per request would defeat keep-alive (aiohttp notes §1).
+    object, so a context per request would defeat keep-alive (aiohttp notes §1).  Loading is
+    blocking file I/O: call it from a thread.
 
     Raises:
         ConfigError: the CA file cannot be read.
     """
-    if not settings.is_https:
-        return None
-    if settings.insecure:
-        # Level 2 of the seed: a self-signed server certificate, explicitly accepted.
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
     try:
-        return ssl.create_default_context(cafile=settings.cafile)
+        # With a cafile, create_default_context loads that file only (no default paths).
+        context = ssl.create_default_context(cafile=cafile)
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot load CA certificates from {settings.cafile}: {exc}") from None
+        raise ConfigError(f"cannot load CA certificates from {cafile}: {exc}") from None
+    context.set_alpn_protocols(["http/1.1"])  # as aiohttp's own contexts
+    return context
 
 
-def open_session(settings: Settings, ssl_context: ssl.SSLContext | None) -> aiohttp.ClientSession:
-    """A session with one tuned connector for the whole run, using ``ssl_context`` for https."""
+async def ssl_for(settings: Settings) -> ssl.SSLContext | bool:
+    """The connector's ``ssl`` argument for a run, loading a CA file off the event loop.
+
+    Raises:
+        ConfigError: the CA file cannot be read.
+    """
+    setting = tls_setting(settings)
+    if setting is not None:
+        return setting
+    assert settings.cafile is not None
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(load_ca_context, settings.cafile)
+
+
+def open_session(settings: Settings, tls: ssl.SSLContext | bool) -> aiohttp.ClientSession:
+    """A session with one tuned connector for the whole run; ``tls`` from ``ssl_for``."""
     connector = aiohttp.TCPConnector(
         # One connection per in-flight request, plus one so a token request never waits
         # for a pool slot: waiting for the pool must not eat a request's timeout.
         limit=settings.concurrency + 1,
         force_close=not settings.keepalive,
-        ssl=ssl_context or True,
+        ssl=tls,
         ttl_dns_cache=300,
     )
     timeout = aiohttp.ClientTimeout(

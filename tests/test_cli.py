@@ -16,7 +16,7 @@ import pytest
 
 from ncinfo_async.sim import Simulator
 
-from .cliutil import cli_env, run_ncinfo
+from .cliutil import assert_clean_exit, cli_env, run_ncinfo
 
 SEED = Path(__file__).parent / "seed" / "nc_info.py"
 
@@ -176,6 +176,59 @@ async def test_https_cacert_and_insecure(sim_factory: Any, tmp_path: Path) -> No
     insecure = await run_ncinfo("--insecure", "1", env=env)
     assert insecure.code == 0
     assert insecure.err.count("WARNING: TLS certificate verification is OFF") == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+async def test_https_run_closes_its_connections(
+    sim_factory: Any, tmp_path: Path, loop: str
+) -> None:
+    """Over HTTPS with several pooled connections, a dev-mode run warns of nothing unclosed."""
+    sim = await sim_factory(jobs=60, tls=True)
+    ca = sim.write_ca(tmp_path / "ca.pem")
+    args = ["--cacert", str(ca), "--concurrency", "8", "--format", "ndjson"]
+    if loop == "asyncio":
+        args.append("--asyncio")
+    ids = "".join(f"{job_id}\n" for job_id in range(1, 61)).encode()
+    run = await run_ncinfo(*args, env=cli_env(sim.url), stdin=ids)
+    assert run.code == 0, run.err
+    assert len(run.lines()) == 60
+    assert sim.stats()["tls_handshakes"] > 1  # more than one connection was pooled
+    assert_clean_exit(run.err)
+
+
+@pytest.mark.asyncio
+async def test_https_default_trust_store(sim_factory: Any, tmp_path: Path) -> None:
+    """Without --cacert the default store verifies: a CA placed there by SSL_CERT_FILE works."""
+    sim = await sim_factory(jobs=5, tls=True)
+    ca = sim.write_ca(tmp_path / "ca.pem")
+    run = await run_ncinfo("2", env=cli_env(sim.url, SSL_CERT_FILE=str(ca)))
+    assert run.code == 0, run.err
+    assert "Job             000000002" in run.out
+    assert_clean_exit(run.err)
+
+
+@pytest.mark.asyncio
+async def test_a_small_run_imports_only_what_it_uses(sim: Simulator) -> None:
+    """One job: no pyroaring (small ID set), no tqdm (no terminal), no platformdirs (no cache)."""
+    code = (
+        "import sys\n"
+        "from ncinfo_async._cli import main\n"
+        "status = main(['--no-token-cache', '--format', 'ndjson', '1', '2', '1'])\n"
+        "optional = ('pyroaring', 'tqdm', 'platformdirs')\n"
+        "print(status, sorted(name for name in optional if name in sys.modules))\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        code,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(sim.url),
+    )
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate()
+    assert out.decode().splitlines()[-1] == "0 []", err.decode()
 
 
 @pytest.mark.asyncio

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import trustme
 
 from ncinfo_async import Client, Settings, Token
 from ncinfo_async._exceptions import (
@@ -18,6 +20,7 @@ from ncinfo_async._exceptions import (
     NotFoundError,
 )
 from ncinfo_async._fanout import JobResult
+from ncinfo_async._transport import load_ca_context, tls_setting
 from ncinfo_async.sim import FaultConfig, Simulator
 
 
@@ -122,6 +125,50 @@ async def test_https_verified_against_the_simulator_ca(sim_factory: Any, tmp_pat
         results = await fetch_all(client, range(1, 51))
     assert all(r.ok for r in results)
     assert 1 <= sim.stats()["tls_handshakes"] <= 5
+
+
+@pytest.mark.asyncio
+async def test_aclose_returns_with_every_tls_socket_closed(
+    sim_factory: Any, tmp_path: Path
+) -> None:
+    """Leaving ``async with`` closes each pooled TLS connection's socket before returning."""
+    sim = await sim_factory(jobs=40, tls=True)
+    ca = sim.write_ca(tmp_path / "ca.pem")
+    async with Client(settings_for(sim, cafile=str(ca), concurrency=4)) as client:
+        results = await fetch_all(client, range(1, 41))
+        connector = client.session.connector
+        assert connector is not None
+        # The pool's idle connections (private, read only to check what close does to them).
+        sockets = [
+            proto.transport.get_extra_info("socket")
+            for entries in connector._conns.values()
+            for proto, _ in entries
+            if proto.transport is not None
+        ]
+    assert all(r.ok for r in results)
+    assert sockets
+    # No sleep and no extra loop turn: the sockets are already closed when aclose returns.
+    assert [sock.fileno() for sock in sockets] == [-1] * len(sockets)
+
+
+def test_tls_setting_per_security_level() -> None:
+    """http and --insecure use no context of ours; the default store is aiohttp's (True)."""
+    plain = Settings(url="http://127.0.0.1:1", user="u")
+    assert tls_setting(plain) is False
+    assert tls_setting(Settings(url="http://127.0.0.1:1", user="u", cafile="ca.pem")) is False
+    assert tls_setting(Settings(url="https://127.0.0.1:1", user="u")) is True
+    assert tls_setting(Settings(url="https://127.0.0.1:1", user="u", insecure=True)) is False
+    assert tls_setting(Settings(url="https://127.0.0.1:1", user="u", cafile="ca.pem")) is None
+
+
+def test_ca_context_trusts_only_the_given_file(tmp_path: Path) -> None:
+    """--cacert builds a context holding that file's CA alone, not the default store."""
+    ca = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca))
+    context = load_ca_context(str(ca))
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] == 1
 
 
 @pytest.mark.asyncio

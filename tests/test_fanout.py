@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ncinfo_async._exceptions import DeadlineExceeded, InterruptedRunError
-from ncinfo_async._fanout import FanOut, JobResult
+from ncinfo_async._fanout import SMALL_SEEN, FanOut, JobResult
 
 
 def fetcher(delays: dict[int, float] | None = None, *, seed: int = 1):  # type: ignore[no-untyped-def]
@@ -247,3 +247,17 @@ async def test_a_plain_stop_ends_a_run_level_drain_of_endless_input() -> None:
             if len(results) == 50:
                 fan.stop("signal")
     assert [r.job_id for r in results] == list(range(1, 51))
+
+
+@pytest.mark.asyncio
+async def test_duplicates_found_across_the_switch_to_a_bitmap() -> None:
+    """Past SMALL_SEEN distinct IDs the seen-set becomes a bitmap and still knows old IDs."""
+    fetch, state = fetcher({})
+    first = list(range(1, SMALL_SEEN + 51))
+    ids = [*first, 7, SMALL_SEEN - 1, SMALL_SEEN + 10, *range(SMALL_SEEN + 51, SMALL_SEEN + 61)]
+    fan = FanOut(fetch, ids, workers=8, order="input")
+    results = await collect(fan)
+    assert [r.job_id for r in results] == [*first, *range(SMALL_SEEN + 51, SMALL_SEEN + 61)]
+    assert fan.duplicates == 3
+    assert state["calls"] == SMALL_SEEN + 60
+    assert type(fan._seen).__name__ == "BitMap64"
