@@ -6,7 +6,9 @@ directory (``/api/v3/jobs/<id>``) and a fixed token (``/api/v3/token``).  On tha
 script measures ``ncinfo``, the naive aiohttp fan-out (``_naive_aiohttp.py``: default
 ``ClientSession()``, one task per ID, ``asyncio.gather``), the floor of any aiohttp client
 (``_aiohttp_floor.py``: tuned pool and workers, uvloop, ``read()`` only: no JSON, no
-rendering) and ``wrk`` (C, one thread, cycling through the same job paths).  It reports
+rendering), the minimal loop (``_minimal_loop.py``: one session, fixed workers over a queue,
+uvloop, orjson, the same ndjson lines as ncinfo; the baseline of ncinfo's CPU per job) and
+``wrk`` (C, one thread, cycling through the same job paths).  It reports
 jobs/s, client CPU per job (total, and marginal: the CPU of an N-job run minus a 1-job run,
 divided by N-1, which removes start-up), ncinfo's jobs/s against the naive loop's (same run)
 and as a fraction of wrk's requests/s.
@@ -18,7 +20,7 @@ nginx and wrk come from ``bash scripts/bench-deps``; without nginx the script sk
 wrk it skips the wrk row.
 
 Examples:
-    .venv/bin/python benchmarks/bench_ceiling.py            # 10,000 IDs, 3 repeats, sweep
+    .venv/bin/python benchmarks/bench_ceiling.py            # 20,000 IDs, 3 repeats, sweep
     .venv/bin/python benchmarks/bench_ceiling.py --quick    # 2,000 IDs, 1 repeat, no sweep
 """
 
@@ -38,10 +40,13 @@ NAME = "ceiling"
 TITLE = "The client's own ceiling against nginx (bench_ceiling.py)"
 NAIVE_SCRIPT = h.BENCH_DIR / "_naive_aiohttp.py"
 FLOOR_SCRIPT = h.BENCH_DIR / "_aiohttp_floor.py"
+MINIMAL_SCRIPT = h.BENCH_DIR / "_minimal_loop.py"
 SWEEP = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 #: Targets from the issue.
 MIN_VS_NAIVE = 1.3
 MAX_CPU_US = 100.0
+#: ncinfo's CPU per job against the minimal loop doing the same per-job work (issue 12).
+MAX_VS_MINIMAL = 1.15
 
 _WRK_LUA = """\
 -- Cycle through the job files, as ncinfo does, with the client's Authorization header.
@@ -90,21 +95,32 @@ def run_wrk(server: h.NginxServer, tmp: Path, *, jobs: int, seconds: int, connec
     }
 
 
+def _per_job_flags() -> list[str]:
+    """``--no-batch`` where ncinfo has it: this benchmark is about one request per job."""
+    run = h.run_measured([*h.ncinfo_cmd(), "--help"], keep_stdout=True, timeout=60)
+    return ["--no-batch"] if "--no-batch" in run.stdout_text else []
+
+
 def ncinfo_flags(concurrency: int, *extra: str) -> list[str]:
-    """The ncinfo command used throughout: ndjson (one line per job) and no progress."""
-    return h.ncinfo("--format", "ndjson", "--concurrency", str(concurrency), *extra)
+    """The ncinfo command used throughout: ndjson (one line per job), one request per job."""
+    return h.ncinfo(
+        "--format", "ndjson", "--concurrency", str(concurrency), *_PER_JOB, *extra
+    )  # fmt: skip
+
+
+_PER_JOB: list[str] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its tables; return the exit status."""
     parser = h.make_parser(__doc__ or "")
-    parser.add_argument("--jobs", type=int, help="job IDs per run (default 10000, quick 2000)")
+    parser.add_argument("--jobs", type=int, help="job IDs per run (default 20000, quick 2000)")
     parser.add_argument("--repeat", type=int, help="runs per client (default 3, quick 1)")
     parser.add_argument("--concurrency", type=int, default=32, help="ncinfo --concurrency")
     parser.add_argument("--wrk-seconds", type=int, help="wrk duration (default 5, quick 2)")
     parser.add_argument("--no-sweep", action="store_true", help="skip the concurrency sweep")
     args = h.parse_args(parser, argv)
-    jobs = args.jobs or (2000 if args.quick else 10000)
+    jobs = args.jobs or (2000 if args.quick else 20000)
     repeat = args.repeat or (1 if args.quick else 3)
     wrk_seconds = args.wrk_seconds or (2 if args.quick else 5)
     missing = h.client_missing() or h.NginxServer.missing()
@@ -112,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return h.skip(TITLE, missing)
 
     report = h.Report(NAME, TITLE, h.command_line(argv))
+    _PER_JOB[:] = _per_job_flags()
+    minimal_label = f"minimal loop -c {args.concurrency} (uvloop, orjson, ndjson)"
     clients: list[tuple[str, list[str]]] = [
         ("naive aiohttp gather", [sys.executable, str(NAIVE_SCRIPT)]),
         (f"ncinfo -c {args.concurrency} (uvloop)", ncinfo_flags(args.concurrency)),
@@ -120,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"aiohttp floor -c {args.concurrency} (read only)",
             [sys.executable, str(FLOOR_SCRIPT), str(args.concurrency)],
         ),
+        (minimal_label, [sys.executable, str(MINIMAL_SCRIPT), str(args.concurrency)]),
     ]
     runs: dict[str, list[h.Measurement]] = {label: [] for label, _ in clients}
     one_job: dict[str, list[h.Measurement]] = {label: [] for label, _ in clients}
@@ -246,6 +265,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         m.client_us_per_job <= MAX_CPU_US,
         f"{m.client_us_per_job:.0f} µs/job including start-up,"
         f" {marginal[best]:.0f} µs/job marginal",
+    )
+    low = h.median_of(runs[minimal_label])
+    per_round = [
+        n.client_us_per_job / b.client_us_per_job
+        for n, b in zip(runs[best], runs[minimal_label], strict=True)
+    ]
+    report.data["vs_minimal_per_round"] = per_round
+    report.target(
+        f"ncinfo <= {MAX_VS_MINIMAL}x the minimal loop's client CPU per job (same run)",
+        m.client_us_per_job <= MAX_VS_MINIMAL * low.client_us_per_job,
+        f"{m.client_us_per_job / low.client_us_per_job:.2f}x ({m.client_us_per_job:.0f} vs"
+        f" {low.client_us_per_job:.0f} µs/job, medians; per round"
+        f" {', '.join(f'{r:.2f}x' for r in per_round)}); marginal"
+        f" {marginal[best] / marginal[minimal_label]:.2f}x"
+        f" ({marginal[best]:.0f} vs {marginal[minimal_label]:.0f} µs/job)",
     )
     if wrk_result is not None:
         report.data["ncinfo_fraction_of_wrk"] = m.jobs_per_s / wrk_result["requests_per_s"]

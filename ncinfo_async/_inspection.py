@@ -397,9 +397,10 @@ class Inspection:
         error = result.error
         if error is None:
             fields = result.fields or {}
-            status = str(fields.get("STATUSNC", "")).lower()
-            if status in self._fail_on:
-                self.fail_on_hits += 1
+            if self._fail_on:  # most runs have no --fail-on: no per-job lookup then
+                status = str(fields.get("STATUSNC", "")).lower()
+                if status in self._fail_on:
+                    self.fail_on_hits += 1
             if self._missing_fields:
                 # A batched query echoes any selected name as a column of empty values, so
                 # only a value shows that the server knows the field (see _check_fields).

@@ -299,6 +299,46 @@ def _describe(body: bytes) -> str:
     return f"{len(body)} bytes starting {head!r}"
 
 
+class _LastHeader:
+    """The last ``columns`` list that passed the checks, and its upper-cased field names."""
+
+    __slots__ = ("columns", "names")
+
+    def __init__(self) -> None:
+        self.columns: list[JsonValue] | None = None
+        self.names: list[str] = []
+
+
+#: Every job answer repeats the same 22-column header: an equal header (one C-level ``==``)
+#: reuses the names checked last time instead of checking each column again per job.
+_last_header = _LastHeader()
+
+
+def _column_names(columns: list[JsonValue], *, url: str, job_id: int | None) -> list[str]:
+    """The upper-cased field names of a table's ``columns``, in ``col`` order.
+
+    Raises:
+        ResponseFormatError: a column without a ``field`` name, or out of ``col`` order.
+    """
+    last = _last_header
+    if columns == last.columns:
+        return last.names
+    names: list[str] = []
+    for position, column in enumerate(columns):
+        if not isinstance(column, dict) or not isinstance(column.get("field"), str):
+            raise ResponseFormatError(
+                f"column {position} has no 'field' name", job_id=job_id, url=url
+            )
+        col = column.get("col", position)
+        if col != position:
+            # The documented tables list columns in 'col' order; anything else would
+            # silently shift every value, so refuse it.
+            raise ResponseFormatError(f"column {position} says col={col!r}", job_id=job_id, url=url)
+        names.append(str(column["field"]).upper())
+    last.columns, last.names = columns, names
+    return names
+
+
 def parse_table(body: bytes, *, url: str, job_id: int | None = None) -> list[JobFields]:
     """Parse the documented table shape into one dict per row (REST ref §1.3).
 
@@ -320,18 +360,7 @@ def parse_table(body: bytes, *, url: str, job_id: int | None = None) -> list[Job
         raise ResponseFormatError(
             "the JSON answer has no 'columns' and 'rows' lists", job_id=job_id, url=url
         )
-    names: list[str] = []
-    for position, column in enumerate(columns):
-        if not isinstance(column, dict) or not isinstance(column.get("field"), str):
-            raise ResponseFormatError(
-                f"column {position} has no 'field' name", job_id=job_id, url=url
-            )
-        col = column.get("col", position)
-        if col != position:
-            # The documented tables list columns in 'col' order; anything else would
-            # silently shift every value, so refuse it.
-            raise ResponseFormatError(f"column {position} says col={col!r}", job_id=job_id, url=url)
-        names.append(str(column["field"]).upper())
+    names = _column_names(columns, url=url, job_id=job_id)
     if errormsg and isinstance(errormsg, str):
         if not rows:
             raise NotFoundError(f"not found ({errormsg})", job_id=job_id, url=url)

@@ -248,3 +248,26 @@ async def test_set_token_is_used_then_renewed_when_refused(sim: Simulator) -> No
         assert client.token.access_token != "not-a-valid-jwt"
     assert sim.stats()["unauthorized"] == 1
     assert sim.stats()["tokens_issued"] == 1
+
+
+@pytest.mark.asyncio
+async def test_job_budget_counts_from_each_jobs_own_start(sim_factory: Any) -> None:
+    """One worker, two 1.2 s jobs, 2 s budget: the second job is not charged the first's time."""
+    sim = await sim_factory(jobs=5, latency_ms=1200)
+    settings = settings_for(sim, concurrency=1, job_budget=2.0, attempts=1)
+    async with Client(settings) as client:
+        await client.authenticate()
+        results = await fetch_all(client, [1, 2])
+    assert [(r.job_id, r.ok) for r in results] == [(1, True), (2, True)]
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_job_is_not_reported_as_over_budget(sim_factory: Any) -> None:
+    """Cancelling fetch_job from outside propagates; only the budget's own expiry is a result."""
+    sim = await sim_factory(jobs=5, latency_ms=60_000)
+    async with Client(settings_for(sim, job_budget=30.0)) as client:
+        task = asyncio.create_task(client.fetch_job(1))
+        await asyncio.sleep(0)  # let the task start its request
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

@@ -286,3 +286,30 @@ def test_the_breaker_trips_on_a_streak_and_any_answer_resets_it() -> None:
     assert breaker.describe() == (
         "the last 3 attempts got no answer (2 timed out, 1 could not connect)"
     )
+
+
+def test_a_repeated_header_is_reused_and_a_changed_one_checked_again() -> None:
+    """The header memo never lets a wrong header through after a good one was seen."""
+
+    def table(columns: list[dict[str, object]], row: list[object]) -> bytes:
+        return json.dumps({"columns": columns, "rows": [row], "errormsg": ""}).encode()
+
+    good = [{"col": 0, "field": "id"}, {"col": 1, "field": "statusNC"}]
+    assert protocol.parse_table(table(good, [7, "Done"]), url=URL) == [
+        {"ID": 7, "STATUSNC": "Done"}
+    ]
+    assert protocol.parse_table(table(good, [8, "Queued"]), url=URL) == [
+        {"ID": 8, "STATUSNC": "Queued"}
+    ]
+    swapped = [{"col": 1, "field": "id"}, {"col": 0, "field": "statusNC"}]
+    with pytest.raises(ResponseFormatError, match="col=1"):
+        protocol.parse_table(table(swapped, [9, "Done"]), url=URL)
+    nameless = [{"col": 0, "field": "id"}, {"col": 1}]
+    with pytest.raises(ResponseFormatError, match="no 'field'"):
+        protocol.parse_table(table(nameless, [9, "Done"]), url=URL)
+    other = [{"col": 0, "field": "id"}, {"col": 1, "field": "priority"}]
+    assert protocol.parse_table(table(other, [9, 4]), url=URL) == [{"ID": 9, "PRIORITY": 4}]
+    # The good header again, after the refused ones: still parsed with its own names.
+    assert protocol.parse_table(table(good, [7, "Done"]), url=URL) == [
+        {"ID": 7, "STATUSNC": "Done"}
+    ]
