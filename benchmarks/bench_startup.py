@@ -76,6 +76,7 @@ def make_venv(path: Path) -> Path:
         capture_output=True,
         text=True,
         check=True,
+        cwd=path,  # not the work tree, which `python -c` would put first on sys.path
     )
     if str(h.REPO_DIR) in probe.stdout:
         raise h.BenchFailure(f"{path} imports ncinfo_async from the work tree, not an install")
