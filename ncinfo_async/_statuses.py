@@ -6,7 +6,6 @@ status name the user gives is checked here, and every unknown name gets the clos
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Final
 
@@ -32,6 +31,8 @@ _BY_LOWER: Final = {name.lower(): name for name in NC_STATUSES}
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:
     """The candidate most like ``name`` ignoring case (difflib), or None when none is close."""
+    import difflib  # only a typo needs it: kept off the start-up of every run
+
     by_lower = {candidate.lower(): candidate for candidate in candidates}
     match = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
     return by_lower[match[0]] if match else None
