@@ -204,6 +204,7 @@ class Client:
         self._halted: NcInfoError | None = None
         self._breaker = Breaker(breaker_threshold(settings.concurrency))
         self._fan_outs: weakref.WeakSet[FanOut] = weakref.WeakSet()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._clocks: weakref.WeakKeyDictionary[asyncio.Task[object], _JobClock] = (
             weakref.WeakKeyDictionary()
         )
@@ -544,7 +545,11 @@ class Client:
 
     def _job_clock(self) -> _JobClock:
         """The budget clock of the current task (one per worker, reused for all its jobs)."""
-        task = asyncio.current_task()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        # With the loop given, current_task skips get_running_loop's getpid() system call.
+        task = asyncio.current_task(loop)
         assert task is not None
         clock = self._clocks.get(task)
         if clock is None:
