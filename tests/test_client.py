@@ -20,6 +20,8 @@ from ncinfo_async._exceptions import (
 from ncinfo_async._fanout import JobResult
 from ncinfo_async.sim import FaultConfig, Simulator
 
+from .simutil import FakeClock
+
 
 def settings_for(sim: Simulator, **changes: Any) -> Settings:
     base: dict[str, Any] = {"url": sim.url, "user": "demo", "password": "demo", "concurrency": 8}
@@ -103,14 +105,30 @@ async def test_wrong_password_is_one_auth_error(sim: Simulator) -> None:
 
 @pytest.mark.asyncio
 async def test_token_is_renewed_before_it_expires(sim_factory: Any) -> None:
-    """A short-lived token is renewed ahead of its exp, so no request meets a 401."""
-    sim = await sim_factory(jobs=5, token_ttl=1.0)
-    async with Client(settings_for(sim)) as client:
+    """A token about to expire is renewed ahead of its exp, so no request meets a 401."""
+    clock = FakeClock()
+    sim = await sim_factory(jobs=5, token_ttl=600.0)
+    sim.state.tokens.clock = clock  # the server and the client share one hand-moved clock
+    async with Client(settings_for(sim), clock=clock) as client:
         assert (await client.fetch_job(1)).ok
-        await asyncio.sleep(1.2)  # waiting for the token's lifetime to pass, not for a task
+        clock.advance(599.5)  # inside the renewal margin, before exp
         assert (await client.fetch_job(2)).ok
     assert sim.stats()["unauthorized"] == 0
     assert sim.stats()["tokens_issued"] == 2
+
+
+@pytest.mark.asyncio
+async def test_token_is_used_until_the_renewal_margin(sim_factory: Any) -> None:
+    """A token far from its exp is reused: one token request for requests hours apart."""
+    clock = FakeClock()
+    sim = await sim_factory(jobs=5, token_ttl=4 * 3600.0)
+    sim.state.tokens.clock = clock
+    async with Client(settings_for(sim), clock=clock) as client:
+        assert (await client.fetch_job(1)).ok
+        clock.advance(3 * 3600)
+        assert (await client.fetch_job(2)).ok
+    assert sim.stats()["tokens_issued"] == 1
+    assert sim.stats()["unauthorized"] == 0
 
 
 @pytest.mark.asyncio
