@@ -9,7 +9,8 @@ is tiered without anyone remembering to mark it:
 - `cli`: anything from `tests/cliutil.py`, `subprocess` or `asyncio.create_subprocess_*`
   (a real process is started);
 - `sim`: a coroutine test, the simulator fixtures, or `Simulator` itself;
-- `pure`: the rest (plain functions, no socket, no process, no event loop).
+- `pure`: the rest (plain functions, no socket, no process; a module of coroutines that
+  open no socket says `pytestmark = pytest.mark.pure`).
 
 "Uses" follows the names the test's code refers to, through the helper functions of its
 module and the fixtures it requests.
