@@ -201,12 +201,32 @@ async def test_recovers_from_transient_errors(sim: Simulator) -> None:
 
 
 @pytest.mark.asyncio
+def tracing_session() -> tuple[aiohttp.ClientSession, list[str]]:
+    """A session that records the method and path of every request sent through it."""
+    sent: list[str] = []
+
+    async def on_start(
+        _session: aiohttp.ClientSession, _ctx: object, params: aiohttp.TraceRequestStartParams
+    ) -> None:
+        sent.append(f"{params.method} {params.url.path}")
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_start)
+    return aiohttp.ClientSession(trace_configs=[trace]), sent
+
+
+@pytest.mark.asyncio
 async def test_a_given_session_is_used_and_left_open(sim: Simulator) -> None:
-    """The client uses a caller's session and does not close it."""
-    async with aiohttp.ClientSession() as session:
+    """Every request of the client goes through the caller's session, which stays usable."""
+    session, sent = tracing_session()
+    async with session:
         async with Client(settings_for(sim), session=session) as client:
             assert (await client.fetch_job(1)).ok
-        assert not session.closed
+            assert (await client.fetch_job(2)).ok
+        assert sent == ["POST /api/v3/token", "GET /api/v3/jobs/1", "GET /api/v3/jobs/2"]
+        async with session.get(sim.url + "/sim/stats") as response:  # still open and working
+            assert response.status == 200
+    assert sim.stats()["requests_total"] == 3
 
 
 @pytest.mark.asyncio

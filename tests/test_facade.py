@@ -190,12 +190,23 @@ async def test_set_jwt_before_authorize(sim: Simulator) -> None:
 
 
 async def test_given_session_is_not_closed(sim: Simulator) -> None:
-    """A session passed in is used and left open for its owner."""
-    async with aiohttp.ClientSession() as session:
+    """A session passed in carries every request and is left open for its owner."""
+    sent: list[str] = []
+
+    async def on_start(
+        _session: aiohttp.ClientSession, _ctx: object, params: aiohttp.TraceRequestStartParams
+    ) -> None:
+        sent.append(f"{params.method} {params.url.path}")
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_start)
+    async with aiohttp.ClientSession(trace_configs=[trace]) as session:
         async with VOVRestV3Async(environ=ENV, session=session) as vrest:
             await vrest.authorize(sim.url, "demo")
             await vrest.submitRequest("GET", "/api/v3/jobs/1")
-        assert not session.closed
+        assert sent == ["POST /api/v3/token", "GET /api/v3/jobs/1"]
+        async with session.get(sim.url + "/sim/stats") as response:
+            assert response.status == 200
 
 
 async def test_https_with_ca(sim_factory: SimFactory, tmp_path: Path) -> None:
