@@ -117,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         keep = ("python -c pass", "ncinfo, 1 job", seed_label)
         commands = [(label, argv) for label, argv in commands if label in keep]
     use_hyperfine = h.find_tool("hyperfine") is not None and not args.no_hyperfine
+    if h.find_tool("hyperfine") is None and not args.no_hyperfine:
+        h.tool_missing(TITLE, "hyperfine", "hyperfine timing (the built-in loop times instead)")
     with h.temp_dir("ncbench-startup-") as tmp, h.SimServer(jobs=10) as sim:
         env = sim.client_env() | {"USER": h.USER}
         h.announce(f"timing {len(commands)} commands x {runs} runs")
