@@ -16,6 +16,9 @@ from ncinfo_async._ids import MAX_LINE_BYTES, LineParser, Malformed, parse_job_i
 from ncinfo_async._protocol import JobResult, Token
 from ncinfo_async._render import TABLE_SAMPLE, Summary, make_renderer
 
+# Coroutines, but no socket or process: part of the fast tier (and of the mutation run).
+pytestmark = pytest.mark.pure
+
 # -- token renewal -------------------------------------------------------------------------
 
 
@@ -230,3 +233,9 @@ def test_table_of_few_rows_prints_them_at_the_end() -> None:
     renderer = make_renderer("table", ["id"])
     assert renderer.result(RUNNING) == ""
     assert renderer.finish(None) == "ID\n000000001\n"
+
+
+def test_json_of_no_results_is_an_empty_list() -> None:
+    """With no result at all the document is exactly an empty results list."""
+    renderer = make_renderer("json", None)
+    assert renderer.start() + renderer.finish(None) == '{"results": []}\n'

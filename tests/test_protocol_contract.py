@@ -163,6 +163,11 @@ ERRORS: list[tuple[str, Callable[[], object], type[NcInfoError], str, int | None
         HTTPStatusError, "HTTP 400: bad rule", None, 400,
     ),
     (
+        "query answered with HTML",
+        lambda: protocol.parse_query(200, b"<html>", url=URL),
+        ResponseFormatError, "expected a JSON table, got an HTML page", None, None,
+    ),
+    (
         "query without an ID column",
         lambda: protocol.parse_query(200, table([{"field": "user", "col": 0}], [["u"]]), url=URL),
         ResponseFormatError, "the query answer has no IDINT or ID column", None, None,
@@ -350,6 +355,7 @@ def test_credentials_in_a_url_are_refused_whichever_part_is_there() -> None:
     [
         ("ftp://me:pw@h/x@y", "ftp://***@h/x@y"),
         ("ftp://h/a@b", "ftp://h/a@b"),
+        ("ftp://h/a@b/c", "ftp://h/a@b/c"),
         ("ftp://a:b@c@h/p", "ftp://***@c@h/p"),
         ("ftp://u@h/p/q", "ftp://***@h/p/q"),
         ("nourl@x", "nourl@x"),
@@ -379,3 +385,9 @@ def test_id_cost_is_digits_plus_an_encoded_comma() -> None:
 def test_retry_after_date_uses_the_current_time_by_default() -> None:
     """An HTTP-date Retry-After in the past is 0 s from now, without a `now` argument."""
     assert protocol.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+def test_columns_without_col_are_taken_in_order() -> None:
+    """A column that does not say its 'col' is at its position (the documented order)."""
+    body = table([{"field": "id"}, {"field": "user"}], [["000000001", "me"]])
+    assert protocol.parse_table(body, url=URL) == [{"ID": "000000001", "USER": "me"}]
