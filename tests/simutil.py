@@ -1,9 +1,11 @@
-"""Helpers that replace sleeps in tests: a clock moved by hand and bounded polling of counters."""
+"""Test helpers: a clock moved by hand, bounded polling of counters, a traced session."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+
+import aiohttp
 
 
 class FakeClock:
@@ -32,3 +34,17 @@ async def until(condition: Callable[[], bool], *, limit: float = 30.0, what: str
         while not condition():  # noqa: ASYNC110
             await asyncio.sleep(0.005)
     assert condition(), what
+
+
+def tracing_session() -> tuple[aiohttp.ClientSession, list[str]]:
+    """A session that records the method and path of every request sent through it."""
+    sent: list[str] = []
+
+    async def on_start(
+        _session: aiohttp.ClientSession, _ctx: object, params: aiohttp.TraceRequestStartParams
+    ) -> None:
+        sent.append(f"{params.method} {params.url.path}")
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_start)
+    return aiohttp.ClientSession(trace_configs=[trace]), sent

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -17,7 +16,7 @@ import pytest
 from ncinfo_async.sim import Simulator
 from ncinfo_async.sim._jobs import generate_jobs
 
-from .cliutil import cli_env, run_ncinfo, start_ncinfo
+from .cliutil import cli_env, run_ncinfo, start_ncinfo, steer
 from .simutil import until
 
 T0 = 1_790_000_000.0
@@ -92,18 +91,15 @@ async def test_wait_then_fail_on(sim: Simulator, outcome: str, code: int) -> Non
         "--wait", "--poll-interval", "0.05", "--fail-on", "Failed",
         "--format", "ndjson", "--fields", "id,statusnc", "7", env=cli_env(sim.url),
     )  # fmt: skip
-    try:
+
+    async def finish_when_polled() -> None:
         # The job ends only once the CLI has seen it running twice: no race with a clock.
         await until(lambda: sim.job_info(7)["requests"] >= 2)
         sim.set_job_status(7, outcome)
-        async with asyncio.timeout(60):
-            out, err = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == code, err.decode()
-    assert json.loads(out)["fields"]["STATUSNC"] == outcome
+
+    run = await steer(proc, finish_when_polled)
+    assert run.code == code, run.err
+    assert json.loads(run.out)["fields"]["STATUSNC"] == outcome
     assert sim.job_info(7)["requests"] >= 3  # it polled on after the change, and then stopped
 
 
@@ -121,7 +117,7 @@ async def test_wait_polls_only_unfinished_jobs(sim: Simulator) -> None:
     def polls(job: int) -> int:
         return int(sim.job_info(job)["requests"])
 
-    try:
+    async def finish_one_by_one() -> None:
         await until(lambda: polls(2) >= 3)
         sim.set_job_status(2, "Done")
         # Job 3 is still polled: wait for two more rounds, after which job 2 must be left alone.
@@ -130,15 +126,11 @@ async def test_wait_polls_only_unfinished_jobs(sim: Simulator) -> None:
         await until(lambda: polls(3) >= settled + 4)
         assert polls(2) == settled
         sim.set_job_status(3, "Failed")
-        async with asyncio.timeout(60):
-            out, err = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, err.decode()
+
+    run = await steer(proc, finish_one_by_one)
+    assert run.code == 0, run.err
     assert polls(1) == 1
-    statuses = [json.loads(line)["fields"]["STATUSNC"] for line in out.decode().splitlines()]
+    statuses = [line["fields"]["STATUSNC"] for line in run.lines()]
     assert statuses == ["Done", "Done", "Failed"]
 
 
@@ -169,18 +161,15 @@ async def test_wait_with_batch_polls_through_queries(sim: Simulator) -> None:
         "--wait", "--batch", "--poll-interval", "0.05", "--format", "ndjson",
         "--fields", "id,statusnc", "1", "2", "3", env=cli_env(sim.url),
     )  # fmt: skip
-    try:
+
+    async def finish_all() -> None:
         await until(lambda: sim.stats()["requests"]["query"] >= 2)
         for job in (1, 2, 3):
             sim.set_job_status(job, "Done")
-        async with asyncio.timeout(60):
-            out, err = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, err.decode()
-    assert [json.loads(line)["id"] for line in out.decode().splitlines()] == [1, 2, 3]
+
+    run = await steer(proc, finish_all)
+    assert run.code == 0, run.err
+    assert [line["id"] for line in run.lines()] == [1, 2, 3]
     requests = sim.stats()["requests"]
     assert requests["job"] == 0
     assert requests["query"] >= 3

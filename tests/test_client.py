@@ -6,7 +6,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from ncinfo_async import Client, Settings, Token
@@ -20,7 +19,7 @@ from ncinfo_async._exceptions import (
 from ncinfo_async._fanout import JobResult
 from ncinfo_async.sim import FaultConfig, Simulator
 
-from .simutil import FakeClock
+from .simutil import FakeClock, tracing_session
 
 
 def settings_for(sim: Simulator, **changes: Any) -> Settings:
@@ -201,20 +200,6 @@ async def test_recovers_from_transient_errors(sim: Simulator) -> None:
 
 
 @pytest.mark.asyncio
-def tracing_session() -> tuple[aiohttp.ClientSession, list[str]]:
-    """A session that records the method and path of every request sent through it."""
-    sent: list[str] = []
-
-    async def on_start(
-        _session: aiohttp.ClientSession, _ctx: object, params: aiohttp.TraceRequestStartParams
-    ) -> None:
-        sent.append(f"{params.method} {params.url.path}")
-
-    trace = aiohttp.TraceConfig()
-    trace.on_request_start.append(on_start)
-    return aiohttp.ClientSession(trace_configs=[trace]), sent
-
-
 @pytest.mark.asyncio
 async def test_a_given_session_is_used_and_left_open(sim: Simulator) -> None:
     """Every request of the client goes through the caller's session, which stays usable."""

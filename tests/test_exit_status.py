@@ -6,9 +6,7 @@ and the epilog cannot drift apart without a failure here.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import json
 import re
 import signal
 from pathlib import Path
@@ -19,7 +17,7 @@ from ncinfo_async._cli import EPILOG
 from ncinfo_async._exitcodes import exit_status
 from ncinfo_async.sim import Simulator
 
-from .cliutil import assert_clean_exit, cli_env, run_ncinfo, start_ncinfo
+from .cliutil import assert_clean_exit, cli_env, run_ncinfo, start_ncinfo, steer
 from .conftest import SimFactory
 from .simutil import until
 
@@ -158,17 +156,14 @@ async def test_a_signal_outranks_fail_on_and_a_missing_id(
         "--wait", "--poll-interval", "0.1", "--fail-on", "Failed", "--format", "ndjson",
         "5", "6", "999999", env=cli_env(sim.url),
     )  # fmt: skip
-    try:
+
+    async def signal_when_waiting() -> None:
         # Signal once the running job has been polled twice: the run is surely waiting.
         await until(lambda: sim.job_info(6)["requests"] >= 2)
         proc.send_signal(signum)
-        async with asyncio.timeout(60):
-            out, err = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == code, err.decode()
-    assert_clean_exit(err.decode())
-    lines = {line["id"]: line for line in map(json.loads, out.decode().splitlines())}
+
+    run = await steer(proc, signal_when_waiting)
+    assert run.code == code, run.err
+    assert_clean_exit(run.err)
+    lines = {line["id"]: line for line in run.lines()}
     assert lines[5]["fields"]["STATUSNC"] == "Failed"

@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp
 import pytest
 
 from ncinfo_async._exceptions import AuthError, ConfigError, HTTPStatusError
 from ncinfo_async._facade import VOVRestV3Async
 from ncinfo_async.sim import Simulator
+
+from .simutil import tracing_session
 
 if TYPE_CHECKING:
     from .conftest import SimFactory
@@ -191,16 +192,8 @@ async def test_set_jwt_before_authorize(sim: Simulator) -> None:
 
 async def test_given_session_is_not_closed(sim: Simulator) -> None:
     """A session passed in carries every request and is left open for its owner."""
-    sent: list[str] = []
-
-    async def on_start(
-        _session: aiohttp.ClientSession, _ctx: object, params: aiohttp.TraceRequestStartParams
-    ) -> None:
-        sent.append(f"{params.method} {params.url.path}")
-
-    trace = aiohttp.TraceConfig()
-    trace.on_request_start.append(on_start)
-    async with aiohttp.ClientSession(trace_configs=[trace]) as session:
+    session, sent = tracing_session()
+    async with session:
         async with VOVRestV3Async(environ=ENV, session=session) as vrest:
             await vrest.authorize(sim.url, "demo")
             await vrest.submitRequest("GET", "/api/v3/jobs/1")
