@@ -105,10 +105,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 # not: one token POST at start, one more if it landed, never more.
                 assert m.stats is not None
                 tokens = m.stats.requests.get("token", 0)
+                landed = revoke and bool(log)
+                what = "no revocation"
+                if revoke:
+                    what = "revoked mid-run" if landed else "the revocation came after the run"
                 report.check(
                     f"round {rep}, {label}: token POSTs",
-                    tokens == 1 + (1 if revoke and log else 0),
-                    f"{tokens} token POSTs ({'revoked mid-run' if log else 'no revocation'})",
+                    tokens == 1 + landed,
+                    f"{tokens} token POSTs ({what})",
                 )
 
     rows = []
