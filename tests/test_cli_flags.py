@@ -119,10 +119,8 @@ class HoldFirst(RawServer):
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize(
-    ("order", "expected"), [("input", [1, 2, 3, 4]), ("completion", [2, 3, 4, 1])]
-)
-async def test_order_input_or_completion(order: str, expected: list[int]) -> None:
+@pytest.mark.parametrize("order", ["input", "completion"])
+async def test_order_input_or_completion(order: str) -> None:
     """--order input keeps argument order; --order completion prints a slow job last."""
     async with HoldFirst(others=3) as url:
         run = await run_ncinfo(
@@ -131,9 +129,9 @@ async def test_order_input_or_completion(order: str, expected: list[int]) -> Non
         )  # fmt: skip
     assert run.code == 0, run.err
     printed = ids(run.out)
+    assert sorted(printed) == [1, 2, 3, 4]
     if order == "completion":
-        assert printed[-1] == 1
-        assert sorted(printed) == [1, 2, 3, 4]
+        assert printed[-1] == 1  # answered only after the other three
     else:
         assert printed == [1, 2, 3, 4]
 
@@ -237,11 +235,15 @@ async def test_no_keepalive_opens_a_connection_per_request(sim_factory: SimFacto
 
 @pytest.mark.asyncio
 async def test_retry_after_beyond_the_job_budget_gives_up_at_once(sim: Simulator) -> None:
-    """A Retry-After longer than --job-budget ends the job after one request, not a long wait."""
-    sim.set_faults(FaultConfig(error_rate=1.0, error_status=503, retry_after=3600))
+    """A Retry-After longer than --job-budget ends the job after one request, not a long wait.
+
+    10 s is within the default budget (120 s), so only --job-budget 5 makes the difference.
+    """
+    sim.set_faults(FaultConfig(error_rate=1.0, error_status=503, retry_after=10))
     run = await run_ncinfo(
-        "--job-budget", "5", "--format", "ndjson", "4", env=cli_env(sim.url), limit=60
-    )
+        "--job-budget", "5", "--attempts", "2", "--format", "ndjson", "4",
+        env=cli_env(sim.url), limit=60,
+    )  # fmt: skip
     assert run.code == 1
     (line,) = run.lines()
     assert line["error"]["kind"] == "http_status"
