@@ -391,3 +391,13 @@ def test_columns_without_col_are_taken_in_order() -> None:
     """A column that does not say its 'col' is at its position (the documented order)."""
     body = table([{"field": "id"}, {"field": "user"}], [["000000001", "me"]])
     assert protocol.parse_table(body, url=URL) == [{"ID": "000000001", "USER": "me"}]
+
+
+def test_breaker_counts_connect_failures_up_to_its_threshold() -> None:
+    """Each failed connect adds one to the streak; the breaker trips at the threshold."""
+    breaker = protocol.Breaker(3)
+    assert not breaker.failed(timed_out=False)
+    assert not breaker.failed(timed_out=False)
+    assert breaker.connect_failures == 2
+    assert breaker.failed(timed_out=False)
+    assert breaker.describe() == "the last 3 attempts got no answer (3 could not connect)"
