@@ -31,7 +31,7 @@ def readme_order() -> list[str]:
     text = README.read_text()
     section = text[text.index("### Exit status") :]
     rows = re.findall(r"^\| ([0-9, ]+) \|", section, flags=re.MULTILINE)
-    return ["130/143" if "130" in row else row.strip() for row in rows][: len(ORDER)]
+    return ["130/143" if "130" in row else row.strip() for row in rows][: len(ORDER) + 1]
 
 
 def epilog_order() -> list[str]:
@@ -42,9 +42,14 @@ def epilog_order() -> list[str]:
 
 
 def test_readme_and_help_give_the_decided_order() -> None:
-    """README and --help rank 130/143 > 2 > 3 > 4 > 1 > 0, as decided for the project."""
-    assert readme_order() == ORDER
-    assert epilog_order() == ORDER
+    """README and --help rank 130/143 > 2 > 3 > 4 > 1 > 0, as decided for the project.
+
+    141 (stdout closed by its reader) ends the run quietly whatever else happened: it is
+    documented, outside the ranking.
+    """
+    for order in (readme_order(), epilog_order()):
+        assert "141" in order
+        assert [code for code in order if code != "141"] == ORDER
 
 
 # Every combination of conditions, and what the documented order says it must exit with.
