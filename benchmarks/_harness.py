@@ -5,8 +5,13 @@ client and server CPU are measured apart: a client's CPU time and peak RSS come 
 ``os.wait4`` on that child alone, the server's from ``psutil`` (or ``/proc``) on the
 server's process.
 
-Only `announce` (progress, on stderr), `skip` and `Report.emit` print; the scripts decide
-what goes to stdout.
+Only `announce` (progress, on stderr), `skip`, `tool_missing` and `Report.emit` print; the
+scripts decide what goes to stdout.
+
+Two kinds of result: *targets* (speed, reported, never failing: CI machines are noisy) and
+*checks* (functional counts that do not depend on speed: connections within the pool, one
+token POST per revocation, each requested ID printed once).  A failed check makes the script
+exit 1, so the CI smoke (`run_all.py --quick`) fails on it.
 """
 
 from __future__ import annotations
@@ -386,20 +391,31 @@ def measure(
     env: Mapping[str, str] | None = None,
     stdin_path: Path | None = None,
     expect_lines: int | None = None,
+    expect_ids: Sequence[int] | None = None,
     timeout: float = DEFAULT_RUN_TIMEOUT,
     on_start: Callable[[threading.Event], None] | None = None,
 ) -> Measurement:
     """Run one client against ``server`` with fresh counters and measure both sides.
 
+    ``expect_ids``: the client prints ndjson, one line per ID; each of these IDs must appear
+    exactly once (keeping the output costs memory, not client time).
+
     Raises:
-        BenchFailure: the client failed, timed out or printed other than ``expect_lines``
-            lines, so its figures would mean nothing.
+        BenchFailure: the client failed, timed out, printed other than ``expect_lines``
+            lines, or missed or repeated an ID, so its figures would mean nothing.
     """
     sim = server if isinstance(server, SimServer) else None
     if sim is not None:
         sim.reset_stats()
     before = process_cpu_s(server.pid)
-    run = run_measured(cmd, env=env, stdin_path=stdin_path, timeout=timeout, on_start=on_start)
+    run = run_measured(
+        cmd,
+        env=env,
+        stdin_path=stdin_path,
+        timeout=timeout,
+        on_start=on_start,
+        keep_stdout=expect_ids is not None,
+    )
     server_cpu = process_cpu_s(server.pid) - before
     stats = sim.stats() if sim is not None else None
     if not run.ok or (expect_lines is not None and run.stdout_lines != expect_lines):
@@ -407,7 +423,29 @@ def measure(
             f"{label}: exit {run.returncode}, timed out {run.timed_out}, "
             f"{run.stdout_lines} lines (expected {expect_lines}): {run.stderr_tail}"
         )
+    if expect_ids is not None:
+        problem = ids_problem(run.stdout_text, expect_ids)
+        if problem is not None:
+            raise BenchFailure(f"{label}: {problem}")
     return Measurement(label, jobs, run, server_cpu, stats)
+
+
+def ids_problem(ndjson: str, expected: Sequence[int]) -> str | None:
+    """What is wrong with the IDs of an ndjson output (missing, repeated, unasked), or None."""
+    seen: dict[int, int] = {}
+    for line in ndjson.splitlines():
+        job_id = json.loads(line)["id"]
+        seen[job_id] = seen.get(job_id, 0) + 1
+    wanted = set(expected)
+    missing = sorted(wanted - seen.keys())
+    repeated = sorted(job_id for job_id, n in seen.items() if n > 1)
+    unasked = sorted(seen.keys() - wanted)
+    if not (missing or repeated or unasked):
+        return None
+    return (
+        f"{len(missing)} ID(s) missing {missing[:5]}, {len(repeated)} repeated {repeated[:5]},"
+        f" {len(unasked)} not asked for {unasked[:5]}"
+    )
 
 
 def rounds(repeat: int, *, warmup: bool) -> Iterator[tuple[int, bool]]:
@@ -786,6 +824,7 @@ class Report:
     command: str
     sections: list[str] = field(default_factory=list)
     targets: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
 
     def add(self, text: str) -> None:
@@ -795,6 +834,17 @@ class Report:
     def target(self, name: str, met: bool, detail: str) -> None:
         """Record whether a target from the issue is met, with the measured figures."""
         self.targets.append({"target": name, "met": met, "detail": detail})
+
+    def check(self, name: str, ok: bool, detail: str) -> None:
+        """Record a functional check (a count independent of speed); a failed one fails the run."""
+        self.checks.append({"check": name, "ok": ok, "detail": detail})
+
+    def exit_status(self) -> int:
+        """1 if a functional check failed (each is named on stderr), else 0."""
+        failed = [c for c in self.checks if not c["ok"]]
+        for c in failed:
+            print(f"FUNCTIONAL CHECK FAILED: {c['check']}: {c['detail']}", file=sys.stderr)
+        return 1 if failed else 0
 
     def markdown(self) -> str:
         """The whole report as Markdown."""
@@ -821,6 +871,17 @@ class Report:
                 )
             )
             parts.append("")
+        if self.checks:
+            parts.append(
+                markdown_table(
+                    ["functional check", "ok", "measured"],
+                    [
+                        [c["check"], "yes" if c["ok"] else "**FAILED**", c["detail"]]
+                        for c in self.checks
+                    ],
+                )
+            )
+            parts.append("")
         return "\n".join(parts)
 
     def emit(self, out_dir: Path | None, stream: TextIO = sys.stdout) -> None:
@@ -838,6 +899,7 @@ class Report:
                 "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "tree": tree_state(),
                 "targets": self.targets,
+                "checks": self.checks,
                 "data": self.data,
             }
             (out_dir / f"{self.name}.json").write_text(
@@ -891,10 +953,31 @@ def command_line(argv: Sequence[str] | None) -> str:
     return " ".join([".venv/bin/python", str(script), *args])
 
 
+#: Where `run_all.py` collects what was skipped, for its summary (one line per skip).
+SKIP_LOG_ENV = "NCINFO_BENCH_SKIP_LOG"
+
+
+def _record_skip(line: str) -> None:
+    """Print a skip where CI output shows it (stderr) and log it for run_all's summary."""
+    print(f"BENCHMARK SKIPPED: {line}", file=sys.stderr, flush=True)
+    log = os.environ.get(SKIP_LOG_ENV)
+    if log:
+        with open(log, "a", encoding="utf-8") as stream:
+            stream.write(line + "\n")
+
+
 def skip(report_name: str, reason: str) -> int:
-    """Say why a benchmark (or part of one) is skipped; return the exit status 0."""
+    """Say why a benchmark is skipped (stdout, stderr and run_all's summary); return 0."""
     print(f"### {report_name}\n\nSKIPPED: {reason}\n\n{versions_line()}\n")
+    _record_skip(f"{report_name}: {reason}")
     return 0
+
+
+def tool_missing(report_name: str, tool: str, part: str) -> None:
+    """Say that one part of a benchmark is skipped because ``tool`` is not installed."""
+    _record_skip(
+        f"{report_name}: {part} skipped, {tool} is not installed (bash scripts/bench-deps)"
+    )
 
 
 @contextlib.contextmanager

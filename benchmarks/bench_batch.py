@@ -91,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     env=env,
                     stdin_path=ids,
                     expect_lines=jobs,
+                    expect_ids=range(1, jobs + 1),
                 )
                 # At least three 1-job runs in all, so the fixed cost that the marginal CPU
                 # subtracts is a median, not one noisy sample.
@@ -213,8 +214,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{got:.2f}x ({batch['jobs_per_s']:,.0f} vs {per_job['jobs_per_s']:,.0f} jobs/s;"
         f" {batch['wall_s']:.2f} s vs {per_job['wall_s']:.2f} s){limit}",
     )
+    for label, _ in configs:
+        for m in runs[label]:
+            assert m.stats is not None
+            report.check(
+                f"{label}: one token POST",
+                m.stats.requests.get("token", 0) == 1,
+                f"{m.stats.requests.get('token', 0)} token POSTs",
+            )
     report.emit(args.out)
-    return 0
+    return report.exit_status()
 
 
 if __name__ == "__main__":

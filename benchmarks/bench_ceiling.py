@@ -170,7 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if counts:
                     runs[label].append(full)
                     one_job[label].extend(singles)
-        if h.find_tool("wrk") is not None:
+        if h.find_tool("wrk") is None:
+            h.tool_missing(TITLE, "wrk", "the wrk ceiling row")
+        else:
             h.announce(f"wrk -t1 -c{args.concurrency} -d{wrk_seconds}s")
             wrk_result = run_wrk(
                 nginx, tmp, jobs=jobs, seconds=wrk_seconds, connections=args.concurrency

@@ -68,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     env=server.client_env(),
                     stdin_path=ids,
                     expect_lines=jobs,
+                    expect_ids=range(1, jobs + 1),
                 )
                 if counts:
                     runs[(scheme, keepalive)].append(measured)
@@ -137,8 +138,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{m.stats.connections} connections, {m.stats.tls_handshakes} TLS handshakes"
             f" for {jobs:,} jobs (pool {args.concurrency})",
         )
+    # Counts that do not depend on speed: they fail the smoke when wrong.
+    for (scheme, keepalive), series in runs.items():
+        for m in series:
+            assert m.stats is not None
+            label = f"{scheme.upper()} {'keep-alive' if keepalive else 'new connection'}"
+            if keepalive:
+                # The pool: one connection per worker plus one for the token request.
+                report.check(
+                    f"{label}: connections within the pool (--concurrency + 1)",
+                    m.stats.connections <= args.concurrency + 1,
+                    f"{m.stats.connections} connections, pool {args.concurrency} + 1",
+                )
+            report.check(
+                f"{label}: one token POST",
+                m.stats.requests.get("token", 0) == 1,
+                f"{m.stats.requests.get('token', 0)} token POSTs",
+            )
+            report.check(
+                f"{label}: one job request per ID",
+                m.stats.requests.get("job", 0) == jobs,
+                f"{m.stats.requests.get('job', 0)} job requests for {jobs:,} IDs",
+            )
     report.emit(args.out)
-    return 0
+    return report.exit_status()
 
 
 if __name__ == "__main__":

@@ -95,11 +95,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                     env=sim.client_env(),
                     stdin_path=ids,
                     expect_lines=jobs,
+                    expect_ids=range(1, jobs + 1),
                     on_start=watcher(sim, jobs, revoke=revoke, log=log),
                 )
                 if counts:
                     runs[(concurrency, revoke)].append(m)
                     acted[(concurrency, revoke)] += bool(log)
+                # Whether the revocation lands mid-run depends on speed; what it costs does
+                # not: one token POST at start, one more if it landed, never more.
+                assert m.stats is not None
+                tokens = m.stats.requests.get("token", 0)
+                landed = revoke and bool(log)
+                what = "no revocation"
+                if revoke:
+                    what = "revoked mid-run" if landed else "the revocation came after the run"
+                report.check(
+                    f"round {rep}, {label}: token POSTs",
+                    tokens == 1 + landed,
+                    f"{tokens} token POSTs ({what})",
+                )
 
     rows = []
     for concurrency, revoke in configs:
@@ -158,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
     report.emit(args.out)
-    return 0
+    return report.exit_status()
 
 
 if __name__ == "__main__":

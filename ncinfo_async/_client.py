@@ -174,6 +174,7 @@ class Client:
         token: a still-valid token to start with (from a cache).
         session: an existing session to use instead of opening one.
         notice: receives one-line notices meant for the user (never secrets).
+        clock: the epoch-seconds time source for token expiry (a test can move it on).
     """
 
     def __init__(
@@ -184,8 +185,10 @@ class Client:
         token: Token | None = None,
         session: aiohttp.ClientSession | None = None,
         notice: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self._clock = clock
         #: Why the server refused batched queries, once it has (then batches go per job).
         self.batch_refused: str | None = None
         self._notice = notice
@@ -196,7 +199,7 @@ class Client:
         self._owns_session = session is None
         self._random = random.Random()
         self._auth = TokenManager(
-            self._request_token, margin=settings.refresh_margin, initial=token
+            self._request_token, margin=settings.refresh_margin, initial=token, clock=clock
         )
         if token is not None:
             _log_cached(token, "cached")
@@ -246,7 +249,10 @@ class Client:
     def set_token(self, token: Token) -> None:
         """Use this token from now on (a 401 still renews it with the password)."""
         self._auth = TokenManager(
-            self._request_token, margin=self.settings.refresh_margin, initial=token
+            self._request_token,
+            margin=self.settings.refresh_margin,
+            initial=token,
+            clock=self._clock,
         )
         _log_cached(token, "given")
 
@@ -301,7 +307,7 @@ class Client:
                     retry_after=parse_retry_after(answer.retry_after),
                 )
             try:
-                return parse_token_response(answer.status, answer.body, now=time.time(), url=url)
+                return parse_token_response(answer.status, answer.body, now=self._clock(), url=url)
             except AuthError as exc:
                 if answer.status >= 300:
                     raise  # refused (401/403 with a reason): final at once

@@ -20,13 +20,10 @@ from ._client import Client
 from ._escape import escape_text
 from ._exceptions import AuthError, ConnectError, DeadlineExceeded, InterruptedRunError, NcInfoError
 from ._exitcodes import (
-    EXIT_FAIL_ON,
-    EXIT_FAILED,
-    EXIT_OK,
     EXIT_SIGINT,
     EXIT_SIGTERM,
     EXIT_USAGE,
-    EXIT_WAIT_TIMEOUT,
+    exit_status,
 )
 from ._input import InputIds, MalformedLog, restore_blocking
 from ._password import password_prompt, prompt_from_tty
@@ -459,17 +456,18 @@ class Inspection:
             self.console.write_err(self.summary.lines())
 
     def _status(self) -> int:
-        if self.summary.requested and self.connect_failures == self.summary.requested:
+        unreachable = 0 < self.summary.requested == self.connect_failures
+        if unreachable:
             self.console.error(f"could not reach {self.settings.url}")
-            return EXIT_USAGE
-        if self.unknown_fields:
-            return EXIT_USAGE
-        if self.fail_on_hits:
+        run_error = unreachable or bool(self.unknown_fields)
+        if self.fail_on_hits and not run_error:
             self.console.notice(f"{self.fail_on_hits} job(s) in a --fail-on status")
-            return EXIT_FAIL_ON
-        if self.unfinished:
-            return EXIT_WAIT_TIMEOUT
-        return EXIT_FAILED if self.summary.found < self.summary.requested else EXIT_OK
+        return exit_status(
+            run_error=run_error,
+            fail_on=self.fail_on_hits > 0,
+            unfinished=self.unfinished > 0,
+            missing=self.summary.found < self.summary.requested,
+        )
 
     def _progress_bar(self) -> _Progress | None:
         # -q silences the bar by default; an explicit --progress still wins.

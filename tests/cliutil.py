@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,25 @@ async def run_ncinfo(
     try:
         async with asyncio.timeout(limit):
             out, err = await proc.communicate(stdin)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return Run(proc.returncode, out.decode(), err.decode())
+
+
+async def steer(
+    proc: asyncio.subprocess.Process, steps: Callable[[], Awaitable[object]], limit: float = 60
+) -> Run:
+    """Run ``steps`` while ``proc`` runs (finish jobs, send a signal...), then wait for its end.
+
+    ``limit`` only catches hangs; the process is killed if it is still running on the way out.
+    """
+    try:
+        await steps()
+        async with asyncio.timeout(limit):
+            out, err = await proc.communicate()
     finally:
         if proc.returncode is None:
             proc.kill()

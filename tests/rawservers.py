@@ -30,6 +30,7 @@ __all__ = [
     "HalfBody",
     "Hostile",
     "KeepAliveCloser",
+    "QueryErrormsg",
     "RawServer",
     "Silent",
     "TokenTrouble",
@@ -97,12 +98,14 @@ class RawServer:
         connections: TCP connections accepted.
         token_requests: token POSTs received.
         job_requests: job GETs received (whatever happened to them).
+        query_requests: ``/api/v3/query`` GETs received.
     """
 
     def __init__(self) -> None:
         self.connections = 0
         self.token_requests = 0
         self.job_requests = 0
+        self.query_requests = 0
         #: Set when the first token POST arrives.
         self.token_requested = asyncio.Event()
         self._server: asyncio.Server | None = None
@@ -120,6 +123,14 @@ class RawServer:
     ) -> bool:
         """Answer one job GET; return False to end the connection."""
         raise NotImplementedError
+
+    async def query(
+        self, target: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Answer one query GET (404 unless overridden); return False to end the connection."""
+        writer.write(response(404, b'{"error": "no query endpoint"}'))
+        await writer.drain()
+        return True
 
     async def __aenter__(self) -> str:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -152,6 +163,11 @@ class RawServer:
                     self.token_requests += 1
                     self.token_requested.set()
                     if not await self.token(reader, writer):
+                        break
+                    continue
+                if target.startswith("/api/v3/query"):
+                    self.query_requests += 1
+                    if not await self.query(target, reader, writer):
                         break
                     continue
                 self.job_requests += 1
@@ -352,5 +368,26 @@ class Hostile(RawServer):
                 table["rows"][0].append(HOSTILE)
             answer = response(200, json.dumps(table).encode())
         writer.write(answer)
+        await writer.drain()
+        return True
+
+
+class QueryErrormsg(TokenTrouble):
+    """Answers every query with 200 and a non-empty ``errormsg`` (with or without rows);
+    answers the token and job GETs correctly."""
+
+    def __init__(self, *, with_rows: bool) -> None:
+        super().__init__([])
+        self.with_rows = with_rows
+
+    async def query(
+        self, target: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        table = {
+            "columns": [{"field": "IDINT", "col": 0}],
+            "rows": [[1]] if self.with_rows else [],
+            "errormsg": "unsupported selection rule",
+        }
+        writer.write(response(200, json.dumps(table).encode()))
         await writer.drain()
         return True

@@ -10,6 +10,9 @@ from ncinfo_async._auth import TokenManager
 from ncinfo_async._exceptions import AuthError
 from ncinfo_async._protocol import Token
 
+# Coroutines, but no socket or process: part of the fast tier.
+pytestmark = pytest.mark.pure
+
 
 class Source:
     """Issues numbered tokens, optionally refusing, and counts the requests."""

@@ -7,7 +7,6 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import trustme
 
@@ -22,6 +21,8 @@ from ncinfo_async._exceptions import (
 from ncinfo_async._fanout import JobResult
 from ncinfo_async._transport import load_ca_context, tls_setting
 from ncinfo_async.sim import FaultConfig, Simulator
+
+from .simutil import FakeClock, tracing_session
 
 
 def settings_for(sim: Simulator, **changes: Any) -> Settings:
@@ -106,14 +107,30 @@ async def test_wrong_password_is_one_auth_error(sim: Simulator) -> None:
 
 @pytest.mark.asyncio
 async def test_token_is_renewed_before_it_expires(sim_factory: Any) -> None:
-    """A short-lived token is renewed ahead of its exp, so no request meets a 401."""
-    sim = await sim_factory(jobs=5, token_ttl=1.0)
-    async with Client(settings_for(sim)) as client:
+    """A token about to expire is renewed ahead of its exp, so no request meets a 401."""
+    clock = FakeClock()
+    sim = await sim_factory(jobs=5, token_ttl=600.0)
+    sim.state.tokens.clock = clock  # the server and the client share one hand-moved clock
+    async with Client(settings_for(sim), clock=clock) as client:
         assert (await client.fetch_job(1)).ok
-        await asyncio.sleep(1.2)  # waiting for the token's lifetime to pass, not for a task
+        clock.advance(599.5)  # inside the renewal margin, before exp
         assert (await client.fetch_job(2)).ok
     assert sim.stats()["unauthorized"] == 0
     assert sim.stats()["tokens_issued"] == 2
+
+
+@pytest.mark.asyncio
+async def test_token_is_used_until_the_renewal_margin(sim_factory: Any) -> None:
+    """A token far from its exp is reused: one token request for requests hours apart."""
+    clock = FakeClock()
+    sim = await sim_factory(jobs=5, token_ttl=4 * 3600.0)
+    sim.state.tokens.clock = clock
+    async with Client(settings_for(sim), clock=clock) as client:
+        assert (await client.fetch_job(1)).ok
+        clock.advance(3 * 3600)
+        assert (await client.fetch_job(2)).ok
+    assert sim.stats()["tokens_issued"] == 1
+    assert sim.stats()["unauthorized"] == 0
 
 
 @pytest.mark.asyncio
@@ -230,12 +247,18 @@ async def test_recovers_from_transient_errors(sim: Simulator) -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.asyncio
 async def test_a_given_session_is_used_and_left_open(sim: Simulator) -> None:
-    """The client uses a caller's session and does not close it."""
-    async with aiohttp.ClientSession() as session:
+    """Every request of the client goes through the caller's session, which stays usable."""
+    session, sent = tracing_session()
+    async with session:
         async with Client(settings_for(sim), session=session) as client:
             assert (await client.fetch_job(1)).ok
-        assert not session.closed
+            assert (await client.fetch_job(2)).ok
+        assert sent == ["POST /api/v3/token", "GET /api/v3/jobs/1", "GET /api/v3/jobs/2"]
+        async with session.get(sim.url + "/sim/stats") as response:  # still open and working
+            assert response.status == 200
+    assert sim.stats()["requests_total"] == 3
 
 
 @pytest.mark.asyncio

@@ -10,6 +10,9 @@ import pytest
 from ncinfo_async._discover import discover_url
 from ncinfo_async._exceptions import ConfigError
 
+# The code under test starts fake `nc` scripts: real processes.
+pytestmark = pytest.mark.cli
+
 
 def fake_nc(directory: Path, body: str) -> str:
     """Write an executable ``nc`` shell script into ``directory``; return it as a PATH."""

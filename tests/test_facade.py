@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp
 import pytest
 
 from ncinfo_async._exceptions import AuthError, ConfigError, HTTPStatusError
 from ncinfo_async._facade import VOVRestV3Async
 from ncinfo_async.sim import Simulator
+
+from .simutil import tracing_session
 
 if TYPE_CHECKING:
     from .conftest import SimFactory
@@ -190,12 +191,15 @@ async def test_set_jwt_before_authorize(sim: Simulator) -> None:
 
 
 async def test_given_session_is_not_closed(sim: Simulator) -> None:
-    """A session passed in is used and left open for its owner."""
-    async with aiohttp.ClientSession() as session:
+    """A session passed in carries every request and is left open for its owner."""
+    session, sent = tracing_session()
+    async with session:
         async with VOVRestV3Async(environ=ENV, session=session) as vrest:
             await vrest.authorize(sim.url, "demo")
             await vrest.submitRequest("GET", "/api/v3/jobs/1")
-        assert not session.closed
+        assert sent == ["POST /api/v3/token", "GET /api/v3/jobs/1"]
+        async with session.get(sim.url + "/sim/stats") as response:
+            assert response.status == 200
 
 
 async def test_https_with_ca(sim_factory: SimFactory, tmp_path: Path) -> None:

@@ -109,8 +109,30 @@ def test_table_aligns_columns() -> None:
     assert out == ("ID         STATUSNC  HOST\n000001138  Running   myhost\n")
 
 
+ERROR_ONLY = {
+    "text": "",
+    "ndjson": '{"id":9,"ok":false,"error":{"kind":"not_found",'
+    '"message":"not found (no job with id 9)","status":404}}\n',
+    "json": '{"results": [\n{"id":9,"ok":false,"error":{"kind":"not_found",'
+    '"message":"not found (no job with id 9)","status":404}}\n]}\n',
+    "csv": "ID,USER,GROUP,COMMAND,STATUSNC,HOST,DURATIONPP\n",
+    "table": "ID  USER  GROUP  COMMAND  STATUSNC  HOST  DURATIONPP\n",
+    "junit": '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<testsuites name="ncinfo" tests="1" failures="1" errors="0" skipped="0" time="0">\n'
+    '  <testsuite name="ncinfo" tests="1" failures="1" errors="0" skipped="0" time="0">\n'
+    '    <testcase name="job 9" classname="ncinfo">\n'
+    '      <failure message="not found (no job with id 9)" type="not_found"/>\n'
+    "    </testcase>\n  </testsuite>\n</testsuites>\n",
+    "markdown": "## ncinfo: 1 jobs, 0 found, 1 with an error, 0 in a --fail-on status\n\n"
+    "| error | jobs |\n|:--|--:|\n| not_found | 1 |\n\n"
+    "### Jobs in a --fail-on status or with an error (1)\n\n"
+    "| job | STATUSNC | USER | JOBNAME | HOST | DURATIONPP | problem |\n"
+    "|--:|:--|:--|:--|:--|:--|:--|\n"
+    "| 9 |  |  |  |  |  | not\\_found: not found (no job with id 9) |\n",
+}
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_every_format_renders_an_error_only_run(fmt: str) -> None:
-    """No format crashes or prints job data when every job failed."""
-    out = render(fmt, [MISSING])
-    assert "000001138" not in out
+    """When every job failed: the error where the format carries errors, else only a header."""
+    assert render(fmt, [MISSING]) == ERROR_ONLY[fmt]

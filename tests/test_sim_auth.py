@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING
 
 import aiohttp
 import jwt
 import pytest
+
+from .simutil import FakeClock
 
 if TYPE_CHECKING:
     from ncinfo_async.sim import Simulator
@@ -156,16 +157,18 @@ async def test_forged_signature_is_rejected(sim: Simulator, login: Login) -> Non
 
 async def test_token_expires_after_ttl(sim_factory: SimFactory, login: Login) -> None:
     """A token is refused as soon as its `exp` claim has passed; a fresh login works again."""
+    clock = FakeClock()
     server = await sim_factory(token_ttl=0.5)
+    server.state.tokens.clock = clock
     async with aiohttp.ClientSession() as session:
         headers = await login(session, server.url)
         token = headers["Authorization"].split(":", 1)[1]
         exp = jwt.decode(token, options={"verify_signature": False})["exp"]
-        assert 0.4 <= exp - time.time() <= 0.5
+        assert exp == clock() + 0.5
         url = server.url + "/api/v3/jobs/1"
+        clock.advance(0.499)
         assert await get_status(session, url, headers) == 200
-        # Waiting for a time-based condition (just past the `exp` claim), not for a task.
-        await asyncio.sleep(exp - time.time() + 0.02)
+        clock.advance(0.001)  # exactly at exp
         async with session.get(url, headers=headers) as response:
             assert response.status == 401
             assert "expired" in (await response.json())["error"]

@@ -10,7 +10,9 @@ Routes (reference, section 1.2), each counted under the name in brackets:
 - anything else under `/api/v3/` [unmatched]: 401 without a token, else 404
 
 and, without authentication, `GET /sim/stats`, `POST /sim/reset-stats`,
-`POST /sim/revoke`, `GET|POST /sim/faults`.
+`POST /sim/revoke`, `GET|POST /sim/faults`, `GET /sim/jobs/{id}` (the job's status and
+how many requests asked for it) and `POST /sim/jobs/{id}/status` (JSON `{"status": "Done"}`:
+the job is in that NC status from then on).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ._auth import TokenStore
-from ._jobs import FIELDS, JobTable, SimClock, generate_jobs
+from ._jobs import FIELD_INDEX, FIELDS, JobTable, SimClock, generate_jobs
 from ._query import QueryError, run_query
 from ._stats import SimStats
 from ._tables import FORMATS, JSON_TYPE, Column, Table, resolve_columns
@@ -78,6 +80,23 @@ class SimState:
         """Invalidate every issued token."""
         self.tokens.revoke()
         self.stats.revocations += 1
+
+    def set_job_status(self, idint: int, status: str) -> None:
+        """Put job `idint` in NC `status` from now on (KeyError, ValueError)."""
+        self.jobs.set_status(idint, status)
+        self._job_bodies.pop(idint, None)
+        logger.info("job %d set to %s", idint, status)
+
+    def job_info(self, idint: int) -> dict[str, Any]:
+        """Return job `idint`'s NC status and its per-job request count (KeyError if unknown)."""
+        row = self.jobs.row(idint)
+        if row is None:
+            raise KeyError(idint)
+        return {
+            "id": idint,
+            "status": row[FIELD_INDEX["STATUSNC"]],
+            "requests": self.stats.job_requests[idint],
+        }
 
     def snapshot(self) -> dict[str, Any]:
         """Return the `/sim/stats` body."""
@@ -169,6 +188,7 @@ class SimState:
         if not _JOB_ID.fullmatch(raw_id):
             return _error(400, f"invalid job id {raw_id!r}")
         idint = int(raw_id)
+        self.stats.job_requests[idint] += 1
         whole = field == "*"
         if whole and fmt == "json":
             cached = self._job_bodies.get(idint)
@@ -253,6 +273,24 @@ class SimState:
                 return _error(400, f"bad fault settings: {exc}")
         return web.json_response(self.faults.as_dict())
 
+    async def sim_job(self, request: web.Request) -> web.StreamResponse:
+        """`GET /sim/jobs/{id}` shows a job; `POST /sim/jobs/{id}/status` sets its status."""
+        raw_id = request.match_info["id"]
+        if not _JOB_ID.fullmatch(raw_id):
+            return _error(400, f"invalid job id {raw_id!r}")
+        idint = int(raw_id)
+        if idint not in self.jobs:
+            return _error(404, f"no job with id {raw_id}")
+        if request.method == "POST":
+            try:
+                body = await request.json()
+                if not isinstance(body, dict) or not isinstance(body.get("status"), str):
+                    raise TypeError('expected {"status": "<NC status>"}')
+                self.set_job_status(idint, body["status"])
+            except (ValueError, TypeError) as exc:
+                return _error(400, f"bad job status: {exc}")
+        return web.json_response(self.job_info(idint))
+
 
 def build_app(state: SimState) -> web.Application:
     """Return the aiohttp application serving `state`."""
@@ -274,5 +312,7 @@ def build_app(state: SimState) -> web.Application:
     add("POST", "/sim/reset-stats", state.sim_reset_stats, name="sim_reset_stats")
     add("POST", "/sim/revoke", state.sim_revoke, name="sim_revoke")
     add("*", "/sim/faults", state.sim_faults, name="sim_faults")
+    add("GET", "/sim/jobs/{id}", state.sim_job, name="sim_job")
+    add("POST", "/sim/jobs/{id}/status", state.sim_job, name="sim_job_status")
     logger.debug("serving %d jobs with fields %s", len(state.jobs), ",".join(FIELDS))
     return app

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import jwt
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 __all__ = ["TOKEN_TYPE", "TokenStore"]
 
@@ -35,8 +35,20 @@ class TokenStore:
     each time would dominate the cost of a request.
     """
 
-    def __init__(self, users: Mapping[str, str], *, ttl: float, accept_bearer: bool) -> None:
-        """Accept the `users` (name -> password) and issue tokens living `ttl` seconds."""
+    def __init__(
+        self,
+        users: Mapping[str, str],
+        *,
+        ttl: float,
+        accept_bearer: bool,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Accept the `users` (name -> password) and issue tokens living `ttl` seconds.
+
+        `clock` (epoch seconds) stamps and expires tokens; tests replace the attribute to
+        move time on without waiting.
+        """
+        self.clock = clock
         self._users = users
         self.ttl = ttl
         self.accept_bearer = accept_bearer
@@ -53,7 +65,7 @@ class TokenStore:
 
     def issue(self, username: str) -> dict[str, Any]:
         """Return the token response body for an authenticated `username`."""
-        now = time.time()
+        now = self.clock()
         # `exp` is exactly when the server starts refusing the token: a client that
         # renews ahead of `exp` never meets a 401. It is a non-integer NumericDate
         # (RFC 7519 section 2 allows one) so sub-second test TTLs stay exact.
@@ -93,7 +105,7 @@ class TokenStore:
             if expiry is None:
                 return "invalid or revoked token"
             self._known[token] = expiry
-        if time.time() >= expiry:
+        if self.clock() >= expiry:
             self._known.pop(token, None)
             return "token expired"
         return None

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["ERROR_STATUSES", "FaultConfig", "SimConfig"]
 
 #: Statuses `FaultConfig.error_status` may take: what a loaded or proxied server sends.
-ERROR_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503})
+ERROR_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
 
 UnknownJob = Literal["404", "empty"]
 
@@ -44,7 +44,7 @@ class FaultConfig:
     Attributes:
         error_rate: Fraction of requests answered with `error_status` and
             `{"error": ...}` instead of the real response.
-        error_status: HTTP status of injected errors: 429, 500, 502 or 503.
+        error_status: HTTP status of injected errors: 429, 500, 502, 503 or 504.
         retry_after: Whole seconds sent as `Retry-After` with injected errors,
             or None to send no such header.
         drop_rate: Fraction of requests whose connection is aborted with no

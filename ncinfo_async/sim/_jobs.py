@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "FIELD_INDEX",
     "INT_FIELDS",
     "JOB_FLAGS",
+    "STATUSES",
     "JobPlan",
     "JobTable",
     "SimClock",
@@ -78,6 +79,10 @@ _FROZEN_KINDS = frozenset({"Idle", "Suspended", "Withdrawn"})
 # AUTOKILL ([DOC] NODEFIELDS: an integer duration, 0 for none) follows the job class, so it
 # takes no draw from the generator and every other field stays as it was.
 _AUTOKILL = {"": 0, "short": 300, "long": 86400, "regress": 3600, "sta": 14400}
+#: The NC statuses a job can be put in on request (`POST /sim/jobs/<id>/status`).
+STATUSES: tuple[str, ...] = tuple(_VOV_STATUS)
+# A simulated time no test reaches: a job held Queued or Running stays so until told otherwise.
+_NEVER = 2**40
 
 _HOSTS = tuple(f"lnx{rack:02d}{slot}" for rack in range(1, 13) for slot in "abcd")
 _SUBMIT_HOSTS = ("login1", "login2", "vncgw")
@@ -151,6 +156,28 @@ class JobPlan:
     def settled_at(self) -> float:
         """Return the simulated time from which the row no longer changes."""
         return 0.0 if self.kind in _FROZEN_KINDS else float(self.end)
+
+    def with_status(self, status: str, now: float) -> JobPlan:
+        """Return this plan changed so that from `now` on the job is in NC `status`, for good.
+
+        Done and Failed end the job at `now` (or keep an earlier end); Queued and Running
+        hold it there until the next change.  Raises ValueError for an unknown status.
+        """
+        if status not in _VOV_STATUS:
+            raise ValueError(f"unknown NC status {status!r}; use one of {', '.join(STATUSES)}")
+        if status in _FROZEN_KINDS:
+            return replace(self, kind=status)
+        t = int(now)
+        if status == "Queued":
+            return replace(self, kind="timeline", start=_NEVER, end=_NEVER)
+        start = min(self.start, t)
+        if status == "Running":
+            return replace(self, kind="timeline", start=start, end=_NEVER)
+        end = max(start, min(self.end, t))
+        exit_code = 0 if status == "Done" else self.exit_code or 1
+        return replace(
+            self, kind="timeline", start=start, end=end, outcome=status, exit_code=exit_code
+        )
 
     def row(self, now: float) -> tuple[Any, ...]:
         """Return the job's field values (ordered as `FIELDS`) at simulated time `now`."""
@@ -316,6 +343,12 @@ class JobTable:
         if now >= plan.settled_at():
             self._settled[idint] = row
         return row
+
+    def set_status(self, idint: int, status: str) -> None:
+        """Put job `idint` in NC `status` from now on (KeyError if unknown, ValueError if bad)."""
+        plan = self._plans[idint]
+        self._plans[idint] = plan.with_status(status, self.clock.now())
+        self._settled.pop(idint, None)
 
     def is_settled(self, idint: int) -> bool:
         """Return True when job `idint`'s row is final (it may then be cached by callers)."""

@@ -196,3 +196,11 @@ class Simulator:
     def set_faults(self, faults: FaultConfig) -> None:
         """Replace the fault settings, as `POST /sim/faults` does (there partially)."""
         self.state.set_faults(faults)
+
+    def set_job_status(self, job_id: int, status: str) -> None:
+        """Put a job in an NC status from now on, as `POST /sim/jobs/<id>/status` does."""
+        self.state.set_job_status(job_id, status)
+
+    def job_info(self, job_id: int) -> dict[str, Any]:
+        """A job's NC status and request count, as `GET /sim/jobs/<id>` returns them."""
+        return self.state.job_info(job_id)

@@ -35,6 +35,9 @@ class SimStats:
     slow_injected: int = 0
     forced_closes: int = 0
     revocations: int = 0
+    #: `GET /api/v3/jobs/<id>` requests per job ID (shown by `GET /sim/jobs/<id>`, not in
+    #: the snapshot, which stays small however many jobs there are).
+    job_requests: Counter[int] = field(default_factory=Counter)
 
     def reset(self) -> None:
         """Zero every counter."""
