@@ -34,6 +34,7 @@ SCRIPTS = (
     "bench_startup.py",
     "bench_refresh.py",
     "bench_batch.py",
+    "bench_load.py",
 )
 
 
