@@ -77,8 +77,8 @@ def test_aimd_refuses_a_ceiling_below_one() -> None:
 
 
 def test_token_bucket_spaces_starts_by_the_interval() -> None:
-    """At 200/s, a start at 10.0 s makes the next wait until 10.005 s."""
-    bucket = TokenBucket(200)
+    """At 200/s without slack, a start at 10.0 s makes the next wait until 10.005 s."""
+    bucket = TokenBucket(200, slack=0)
     assert bucket.wait(10.0) == 0
     bucket.take(10.0)
     assert bucket.wait(10.0) == pytest.approx(0.005)
@@ -87,26 +87,33 @@ def test_token_bucket_spaces_starts_by_the_interval() -> None:
 
 
 def test_token_bucket_holds_no_credit_for_idle_time() -> None:
-    """After a quiet spell the next start goes at once, but the one after waits again."""
-    bucket = TokenBucket(10)
+    """After a quiet spell one start goes at once, and the next waits again (no slack)."""
+    bucket = TokenBucket(10, slack=0)
     bucket.take(0.0)
     assert bucket.wait(100.0) == 0
     bucket.take(100.0)
     assert bucket.wait(100.0) == pytest.approx(0.1)
 
 
-def test_token_bucket_spaces_starts_taken_late() -> None:
-    """A caller that wakes late starts then; the next one is still a full interval later."""
-    bucket = TokenBucket(100)
+def test_token_bucket_slack_keeps_the_cadence_of_slightly_late_starts() -> None:
+    """Starts 2 ms late at 100/s keep the 10 ms cadence; 50 ms late, the schedule moves on."""
+    bucket = TokenBucket(100, slack=0.01)
     bucket.take(0.0)
-    bucket.take(0.5)  # woke 490 ms late (a stalled loop)
-    assert bucket.wait(0.5) == pytest.approx(0.01)
+    bucket.take(0.012)  # its turn was 0.010
+    assert bucket.wait(0.012) == pytest.approx(0.008)  # next turn 0.020, not 0.022
+    late = TokenBucket(100, slack=0.01)
+    late.take(0.0)
+    late.take(0.060)  # woke 50 ms late (a stalled loop): no catching up beyond the slack
+    assert late.wait(0.060) == pytest.approx(0.01)
 
 
+@pytest.mark.parametrize("slack", [0.0, 0.01])
 @pytest.mark.parametrize("rate", [1.0, 7.5, 200.0, 1000.0])
-def test_token_bucket_never_allows_more_than_rate_plus_one_in_a_second(rate: float) -> None:
-    """Callers that wait as told: any one-second window holds at most rate + 1 starts."""
-    bucket = TokenBucket(rate)
+def test_token_bucket_never_allows_more_than_its_bound_in_a_second(
+    rate: float, slack: float
+) -> None:
+    """Callers that wait as told: any one-second window holds at most rate*(1+slack)+1 starts."""
+    bucket = TokenBucket(rate, slack=slack)
     starts = []
     now = 0.0
     for step in range(int(rate * 3) + 5):
@@ -114,9 +121,9 @@ def test_token_bucket_never_allows_more_than_rate_plus_one_in_a_second(rate: flo
         now += bucket.wait(now) + (step % 3) * 0.1 / rate  # and some wake up late
         bucket.take(now)
         starts.append(now)
-    for i, first in enumerate(starts):
-        inside = sum(1 for start in starts[i:] if start < first + 1.0)
-        assert inside <= rate + 1
+    most = max(sum(1 for s in starts[i:] if s < first + 1.0) for i, first in enumerate(starts))
+    assert most <= rate * (1 + slack) + 1
+    assert most >= rate * 0.5  # and the cap is not a throttle far below the rate
 
 
 def test_token_bucket_refuses_a_rate_that_is_not_positive() -> None:
