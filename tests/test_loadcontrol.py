@@ -193,5 +193,6 @@ async def test_gate_a_cancelled_waiter_gives_its_slot_on() -> None:
     gate.release(epoch, "ok")  # hands the slot to `second`...
     second.cancel()  # ...which is cancelled before it runs
     await asyncio.gather(second, return_exceptions=True)
-    await third
+    async with asyncio.timeout(5):  # a lost slot would leave `third` waiting forever
+        await third
     assert gate.in_flight == 1
