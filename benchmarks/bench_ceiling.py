@@ -91,8 +91,8 @@ def run_wrk(server: h.NginxServer, tmp: Path, *, jobs: int, seconds: int, connec
 
 
 def ncinfo_flags(concurrency: int, *extra: str) -> list[str]:
-    """The ncinfo command used throughout: ndjson (one line per job) and no progress."""
-    return h.ncinfo("--format", "ndjson", "--concurrency", str(concurrency), *extra)
+    """The ncinfo command used throughout: one request per job, ndjson, no progress."""
+    return h.ncinfo("--no-batch", "--format", "ndjson", "--concurrency", str(concurrency), *extra)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

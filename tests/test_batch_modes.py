@@ -200,10 +200,10 @@ async def test_max_rate_caps_requests_per_second(sim_factory: Any) -> None:
 
 @pytest.mark.asyncio
 async def test_load_control_options_are_validated(sim_factory: Any) -> None:
-    """--max-rate 0 and a typo in --no-adapt are usage errors (exit 2)."""
+    """--max-rate 0 and a typo in --no-adapt are usage errors (exit 2), before any request."""
     sim = await sim_factory(jobs=5)
     assert (await ncinfo("--max-rate", "0", "1", url=sim.url)).code == 2
     typo = await ncinfo("--no-adpat", "1", url=sim.url)
     assert typo.code == 2
-    assert "--no-adapt" in typo.err
+    assert "--no-adpat" in typo.err
     assert sim.stats()["requests_total"] == 0
