@@ -196,3 +196,18 @@ async def test_gate_a_cancelled_waiter_gives_its_slot_on() -> None:
     async with asyncio.timeout(5):  # a lost slot would leave `third` waiting forever
         await third
     assert gate.in_flight == 1
+
+
+@pytest.mark.asyncio
+async def test_gate_waiters_cancelled_before_a_release_leave_it_consistent() -> None:
+    """Waiters cancelled while a release runs past them: no error, the slot count is right."""
+    gate = RequestLimiter(1)
+    epoch = await gate.acquire()
+    waiting = [asyncio.ensure_future(gate.acquire()) for _ in range(3)]
+    await asyncio.sleep(0)
+    for task in waiting[:2]:
+        task.cancel()
+    gate.release(epoch, "ok")  # drops the two cancelled waiters, hands the slot to the third
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert [isinstance(r, asyncio.CancelledError) for r in results] == [True, True, False]
+    assert gate.in_flight == 1
