@@ -57,7 +57,7 @@ class RequestLimiter:
             except asyncio.CancelledError:
                 if waiter.done() and not waiter.cancelled():
                     self._give_back()  # handed a slot, but cancelled before using it
-                else:
+                elif waiter in self._waiters:  # a release may have dropped it already
                     self._waiters.remove(waiter)
                 raise
         else:
