@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import hashlib
 import http.client
 import importlib.util
@@ -237,6 +238,11 @@ class RunResult:
         return self.returncode == 0 and not self.timed_out
 
 
+def replace_run(run: RunResult, **changes: Any) -> RunResult:
+    """A copy of ``run`` with some fields changed (e.g. its kept output dropped)."""
+    return dataclasses.replace(run, **changes)
+
+
 def _read_hwm_kib(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as status:
@@ -394,11 +400,15 @@ def measure(
     expect_ids: Sequence[int] | None = None,
     timeout: float = DEFAULT_RUN_TIMEOUT,
     on_start: Callable[[threading.Event], None] | None = None,
+    keep_stdout: bool = False,
+    allow_exit: Sequence[int] = (0,),
 ) -> Measurement:
     """Run one client against ``server`` with fresh counters and measure both sides.
 
     ``expect_ids``: the client prints ndjson, one line per ID; each of these IDs must appear
     exactly once (keeping the output costs memory, not client time).
+    ``keep_stdout`` keeps what the client printed in ``run.stdout_text``; ``allow_exit``
+    lists the exit statuses that still make a valid run (a run that counts its failures).
 
     Raises:
         BenchFailure: the client failed, timed out, printed other than ``expect_lines``
@@ -414,11 +424,12 @@ def measure(
         stdin_path=stdin_path,
         timeout=timeout,
         on_start=on_start,
-        keep_stdout=expect_ids is not None,
+        keep_stdout=keep_stdout or expect_ids is not None,
     )
     server_cpu = process_cpu_s(server.pid) - before
     stats = sim.stats() if sim is not None else None
-    if not run.ok or (expect_lines is not None and run.stdout_lines != expect_lines):
+    failed = run.timed_out or run.returncode not in allow_exit
+    if failed or (expect_lines is not None and run.stdout_lines != expect_lines):
         raise BenchFailure(
             f"{label}: exit {run.returncode}, timed out {run.timed_out}, "
             f"{run.stdout_lines} lines (expected {expect_lines}): {run.stderr_tail}"
@@ -587,6 +598,10 @@ class SimStats:
     requests: dict[str, int]
     tokens_issued: int
     unauthorized: int
+    responses: dict[str, int] = field(default_factory=dict)
+    over_capacity: int = 0
+    peak_rps: int = 0
+    max_inflight: int = 0
 
     @property
     def job_requests(self) -> int:
@@ -728,6 +743,10 @@ class SimServer:
             requests={str(k): int(v) for k, v in dict(raw.get("requests", {})).items()},
             tokens_issued=int(raw.get("tokens_issued", 0)),
             unauthorized=int(raw.get("unauthorized", 0)),
+            responses={str(k): int(v) for k, v in dict(raw.get("responses", {})).items()},
+            over_capacity=int(raw.get("over_capacity", 0)),
+            peak_rps=int(raw.get("peak_rps", 0)),
+            max_inflight=int(raw.get("max_inflight", 0)),
         )
 
     def revoke(self) -> None:

@@ -95,20 +95,9 @@ def run_wrk(server: h.NginxServer, tmp: Path, *, jobs: int, seconds: int, connec
     }
 
 
-def _per_job_flags() -> list[str]:
-    """``--no-batch`` where ncinfo has it: this benchmark is about one request per job."""
-    run = h.run_measured([*h.ncinfo_cmd(), "--help"], keep_stdout=True, timeout=60)
-    return ["--no-batch"] if "--no-batch" in run.stdout_text else []
-
-
 def ncinfo_flags(concurrency: int, *extra: str) -> list[str]:
-    """The ncinfo command used throughout: ndjson (one line per job), one request per job."""
-    return h.ncinfo(
-        "--format", "ndjson", "--concurrency", str(concurrency), *_PER_JOB, *extra
-    )  # fmt: skip
-
-
-_PER_JOB: list[str] = []
+    """The ncinfo command used throughout: one request per job, ndjson, no progress."""
+    return h.ncinfo("--no-batch", "--format", "ndjson", "--concurrency", str(concurrency), *extra)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,7 +117,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return h.skip(TITLE, missing)
 
     report = h.Report(NAME, TITLE, h.command_line(argv))
-    _PER_JOB[:] = _per_job_flags()
     minimal_label = f"minimal loop -c {args.concurrency} (uvloop, orjson, ndjson)"
     clients: list[tuple[str, list[str]]] = [
         ("naive aiohttp gather", [sys.executable, str(NAIVE_SCRIPT)]),

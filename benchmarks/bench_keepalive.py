@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for rep, counts in h.rounds(repeat, warmup=not args.quick):
             for scheme, keepalive in configs:
                 server = servers[scheme]
-                flags = ["--format", "ndjson", "--concurrency", str(args.concurrency)]
+                flags = ["--no-batch", "--format", "ndjson", "--concurrency", str(args.concurrency)]
                 if not keepalive:
                     flags.append("--no-keepalive")
                 label = f"{scheme} {'keep-alive' if keepalive else 'new connection'}"

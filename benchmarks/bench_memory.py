@@ -71,7 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ncinfo.append(
                     h.measure(
                         f"ncinfo -c {args.concurrency}",
-                        h.ncinfo("--format", "ndjson", "--concurrency", str(args.concurrency)),
+                        h.ncinfo(
+                            "--no-batch",
+                            "--format",
+                            "ndjson",
+                            "--concurrency",
+                            str(args.concurrency),
+                        ),
                         server=sim,
                         jobs=size,
                         env=env,

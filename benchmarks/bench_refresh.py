@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 h.announce(f"round {rep}: {label}")
                 m = h.measure(
                     label,
-                    h.ncinfo("--format", "ndjson", "--concurrency", str(concurrency)),
+                    h.ncinfo("--no-batch", "--format", "ndjson", "--concurrency", str(concurrency)),
                     server=sim,
                     jobs=jobs,
                     env=sim.client_env(),

@@ -92,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 env=env,
             )
             variants = [
-                (f"ncinfo --concurrency {c}", ["--concurrency", str(c)]) for c in concurrencies
+                (f"ncinfo --concurrency {c}", ["--no-batch", "--concurrency", str(c)])
+                for c in concurrencies
             ]
             # Not the per-job GETs the targets are about: /api/v3/query in chunks.
             variants.append(("ncinfo --batch", ["--batch"]))

@@ -38,6 +38,7 @@ SCRIPTS = (
     "bench_startup.py",
     "bench_refresh.py",
     "bench_batch.py",
+    "bench_load.py",
 )
 
 

@@ -51,7 +51,7 @@ examples:
   ncinfo 1138 1143
   nc list | ncinfo --format table
   seq 1 5000 | ncinfo --format ndjson > jobs.ndjson
-  seq 1 20000 | ncinfo --batch --format csv --fields id,statusnc
+  seq 1 20000 | ncinfo --format csv --fields id,statusnc   (batched queries)
   ncinfo -w --wait-timeout 3600 --fail-on Failed 1138 1143   (CI: wait, fail if any failed)
   ncinfo --where 'jobname~regress_42' --wait --fail-on Failed --format junit > report.xml
   ncinfo --where 'statusnc==Failed' --format markdown >> "$GITHUB_STEP_SUMMARY"
@@ -168,6 +168,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="requests in flight and pooled connections (default: 32)",
     )
     tuning.add_argument(
+        "--no-adapt",
+        action="store_true",
+        help="keep --concurrency requests in flight even when the server signals overload "
+        "(default: halve them on 429, 503 or refused connections, grow back one at a time)",
+    )
+    tuning.add_argument(
+        "--max-rate",
+        type=_positive_float,
+        default=None,
+        metavar="N",
+        help="start at most N requests per second (default: no cap)",
+    )
+    tuning.add_argument(
         "--timeout",
         type=_positive_float,
         default=None,
@@ -232,8 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     bulk = parser.add_argument_group("batches, waiting and CI checks")
     bulk.add_argument(
         "--batch",
-        action="store_true",
-        help="fetch many jobs per request via /api/v3/query (falls back to one per job)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="--batch: always fetch through batched /api/v3/query requests; --no-batch: one "
+        "/api/v3/jobs/<id> request per job (default: batches for many IDs, verified, falling "
+        "back to one request per job if the server refuses or misreads them)",
     )
     bulk.add_argument(
         "--url-budget",

@@ -30,7 +30,8 @@ from ._exceptions import (
     TimeoutError,
     TransportError,
 )
-from ._fanout import FanOut, JobResult
+from ._fanout import FanOut, JobResult, _sole_error
+from ._limiter import Outcome, RequestLimiter
 from ._protocol import (
     MAX_ID_COST,
     RETRY_STATUSES,
@@ -44,8 +45,8 @@ from ._protocol import (
     breaker_threshold,
     http_status_error,
     id_cost,
+    job_id_of,
     job_path,
-    match_rows,
     parse_job,
     parse_query,
     parse_retry_after,
@@ -65,6 +66,8 @@ __all__ = ["Client", "ClientStats", "PasswordProvider"]
 PasswordProvider = Callable[[], str]
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+#: The answers that say "too much load": they halve the requests in flight (``_limiter``).
+_OVERLOAD_STATUSES = frozenset({429, 503})
 _log = logging.getLogger("ncinfo_async")
 _T = TypeVar("_T")
 #: Seconds ``aclose`` waits for the connections to report closed (they are aborted at once).
@@ -189,8 +192,13 @@ class Client:
     ) -> None:
         self.settings = settings
         self._clock = clock
-        #: Why the server refused batched queries, once it has (then batches go per job).
+        #: Why batched queries were given up for this client's lifetime (the server refused
+        #: one, or answered one in a way that cannot be trusted); then every job goes alone.
         self.batch_refused: str | None = None
+        #: Every API request passes this gate: adaptive concurrency and the rate cap.
+        self.limiter = RequestLimiter(
+            settings.concurrency, adapt=settings.adapt, max_rate=settings.max_rate
+        )
         self._notice = notice
         self.stats = ClientStats()
         self._password_provider = password
@@ -390,14 +398,24 @@ class Client:
         return answer
 
     async def _send(self, request: Request, token: Token) -> Answer:
-        self.stats.requests += 1
-        answer = await self._transmit(
-            request.method,
-            request.url,
-            headers={"Authorization": token.header},
-            json=request.json,
-            job_id=request.job_id,
-        )
+        epoch = await self.limiter.acquire()
+        outcome: Outcome = "other"
+        try:
+            self.stats.requests += 1
+            answer = await self._transmit(
+                request.method,
+                request.url,
+                headers={"Authorization": token.header},
+                json=request.json,
+                job_id=request.job_id,
+            )
+            outcome = "overload" if answer.status in _OVERLOAD_STATUSES else "ok"
+        except NcInfoError as exc:
+            if _refused(exc):
+                outcome = "overload"
+            raise
+        finally:
+            self.limiter.release(epoch, outcome)
         self.stats.statuses[answer.status] = self.stats.statuses.get(answer.status, 0) + 1
         if _log.isEnabledFor(logging.INFO):
             # Never the Authorization value: only its scheme, and the token's length.
@@ -583,7 +601,7 @@ class Client:
         self,
         job_ids: Iterable[int] | AsyncIterable[int],
         *,
-        batch: bool = False,
+        batch: bool | None = False,
         select: Sequence[str] = ("*",),
         deadline: float | None = None,
         deadline_label: float | None = None,
@@ -592,8 +610,10 @@ class Client:
 
         Args:
             job_ids: the IDs to fetch.
-            batch: fetch many jobs per request through ``/api/v3/query`` (see
-                ``fetch_batch``) instead of one ``/api/v3/jobs/{id}`` request each.
+            batch: True fetches many jobs per request through ``/api/v3/query`` (see
+                ``fetch_batch``), even a lone ID; None (the CLI's default) batches whatever
+                IDs are waiting together and sends a lone ID to ``/api/v3/jobs/{id}``;
+                False sends one ``/api/v3/jobs/{id}`` request per job.
             select: in batch mode, the fields to ask for (``*`` for all).
             deadline: seconds for this fan-out (default ``settings.deadline``); the IDs
                 not answered by then get ``DeadlineExceeded``.
@@ -606,13 +626,13 @@ class Client:
         fields = batch_select(select)
 
         async def fetch(ids: list[int]) -> list[JobResult]:
-            if batch:
+            if self.batch_refused is None and (len(ids) > 1 or batch):
                 return await self.fetch_batch(ids, fields)
-            return [await self.fetch_job(ids[0])]
+            return await self._fetch_each(ids)
 
-        budget, cost = 1, None  # one ID per fetch
-        if batch:
-            # Leave room for one more ID past the budget: a batch stops growing at the budget.
+        # Leave room for one more ID past the budget: a batch stops growing at the budget.
+        budget, cost = 1, None  # --no-batch: one ID per fetch
+        if batch is not False:
             budget = settings.url_budget - len(query_path(fields, [])) - MAX_ID_COST
             cost = id_cost
             if budget < MAX_ID_COST:
@@ -627,6 +647,8 @@ class Client:
             deadline_label=deadline_label,
             batch_budget=budget,
             batch_cost=cost,
+            # Once batches are given up, workers take one ID at a time again.
+            batching=lambda: self.batch_refused is None,
         )
         # A run-level stop (see ``halted``) answers the fan-out's unanswered IDs at once.
         if self._halted is not None:
@@ -634,40 +656,104 @@ class Client:
         self._fan_outs.add(fan_out)
         return fan_out
 
+    async def _fetch_each(self, job_ids: Sequence[int]) -> list[JobResult]:
+        """One ``/api/v3/jobs/{id}`` request per job, in order.
+
+        A chunk can hold a thousand IDs: a few workers share them rather than a task per
+        ID, since a task each cost a bulk run against a misreading server half again its
+        time in CPU; the limiter bounds the requests in flight.
+        """
+        if len(job_ids) == 1:
+            return [await self.fetch_job(job_ids[0])]
+        results: list[JobResult] = [JobResult(job_id) for job_id in job_ids]
+        todo = iter(range(len(job_ids)))
+
+        async def work() -> None:
+            for index in todo:  # shared: each index is taken by one worker
+                results[index] = await self.fetch_job(job_ids[index])
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(self.settings.concurrency, len(job_ids))):
+                    group.create_task(work())
+        except BaseExceptionGroup as errors:
+            raise _sole_error(errors) from None  # an AuthError, as from fetch_job itself
+        return results
+
+    def _give_up_batches(self, reason: str) -> None:
+        """Fetch one job per request from now on; decided and announced once per client.
+
+        Many batches may be in flight when the first one shows that batches cannot be
+        used; each of them then falls back, but only the first decides and says so.
+        """
+        if self.batch_refused is not None:
+            return
+        self.batch_refused = reason
+        if self._notice is not None:
+            self._notice(f"{reason}; fetching one job per request instead")
+
     async def fetch_batch(self, job_ids: list[int], select: Sequence[str]) -> list[JobResult]:
         """Fetch several jobs with one ``/api/v3/query?...&where=idint==a,b,c`` request.
 
         REST ref §1.4.1: the comma-list selection rule is documented for field values, and
-        its use for ``idint`` is inferred, so a server that refuses the query (a 4xx or a
-        non-empty ``errormsg``) switches this client to one request per job, once, with a
-        notice.  IDs missing from the rows are not found.
+        its use for ``idint`` is inferred, so every answer is verified:
+
+        - a server that refuses the query (a 4xx or a non-empty ``errormsg``) switches this
+          client to one request per job;
+        - an ID missing from the rows is confirmed with its own ``GET /api/v3/jobs/{id}``,
+          whose answer is the ID's result; if that finds the job, the server's reading of
+          the list cannot be trusted, and the client switches to one request per job;
+        - rows for IDs that were not asked for are never attributed to anyone, and also
+          switch the client to one request per job.
+
+        Each switch is decided and announced once.
 
         Raises:
             AuthError: the credentials were refused.
         """
-        if self.batch_refused is None:
-            path = query_path(select, job_ids)
-            url = self.settings.url + path
-            try:
-                answer = await self.get(path)
-                rows = parse_query(answer.status, answer.body, url=url)
-            except (ApiError, ResponseFormatError, HTTPStatusError) as exc:
-                # A 5xx that outlived its retries is trouble, not a refusal of the query form.
-                if isinstance(exc, HTTPStatusError) and exc.status not in range(400, 500):
-                    return [JobResult(job_id, error=exc) for job_id in job_ids]
-                self.batch_refused = str(exc)
-                if self._notice is not None:
-                    self._notice(
-                        f"the server refused a batched query ({exc}); "
-                        "fetching one job per request instead"
-                    )
-            except AuthError:
-                raise
-            except NcInfoError as exc:
+        if self.batch_refused is not None:
+            return await self._fetch_each(job_ids)
+        path = query_path(select, job_ids)
+        url = self.settings.url + path
+        try:
+            answer = await self.get(path)
+            rows = parse_query(answer.status, answer.body, url=url)
+        except (ApiError, ResponseFormatError, HTTPStatusError) as exc:
+            # A 5xx that outlived its retries is trouble, not a refusal of the query form.
+            if isinstance(exc, HTTPStatusError) and exc.status not in range(400, 500):
                 return [JobResult(job_id, error=exc) for job_id in job_ids]
+            self._give_up_batches(f"the server refused a batched query ({exc})")
+            return await self._fetch_each(job_ids)
+        except AuthError:
+            raise
+        except NcInfoError as exc:
+            return [JobResult(job_id, error=exc) for job_id in job_ids]
+        asked = set(job_ids)
+        found: dict[int, JobFields] = {}
+        strays = 0
+        for row in rows:
+            row_id = job_id_of(row)
+            if row_id in asked:
+                found[row_id] = row
             else:
-                return match_rows(rows, job_ids, url=url)
-        return list(await asyncio.gather(*(self.fetch_job(job_id) for job_id in job_ids)))
+                strays += 1
+        if strays:
+            self._give_up_batches(
+                f"a batched query returned {strays} row(s) for jobs not asked for, so the "
+                "server does not read 'idint==a,b,c' as a list"
+            )
+        missing = [job_id for job_id in job_ids if job_id not in found]
+        confirmed = {result.job_id: result for result in await self._fetch_each(missing)}
+        if any(result.ok for result in confirmed.values()):
+            self._give_up_batches(
+                f"{sum(result.ok for result in confirmed.values())} job(s) missing from a "
+                "batched query's answer exist, so the server does not read 'idint==a,b,c' "
+                "as a list"
+            )
+        return [
+            JobResult(job_id, fields=found[job_id]) if job_id in found else confirmed[job_id]
+            for job_id in job_ids
+        ]
 
 
 def _log_cached(token: Token, origin: str) -> None:
@@ -679,3 +765,19 @@ def _log_cached(token: Token, origin: str) -> None:
             origin,
             left,
         )
+
+
+def _refused(error: BaseException) -> bool:
+    """Whether an error comes from a refused connection: a server out of listen backlog or
+    restarting, an overload signal like 503 (a timeout or a DNS failure is not).  The
+    refusal may sit a few causes down (a breaker's error wraps the connect error)."""
+    seen: BaseException | None = error
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        if isinstance(getattr(seen, "os_error", None), ConnectionRefusedError):
+            return True
+        seen = seen.__cause__
+    return False

@@ -64,6 +64,8 @@ class FanOut:
             growing once it reaches the budget, so it may exceed it by one ID's cost.
         batch_cost: the cost of one ID in a batch (default 1, so the budget is a count);
             the batched query mode charges the ID's length in its URL.
+        batching: asked before each batch grows past one ID; once it says False, every
+            batch is a single ID (a client that gave up batched queries mid-run).
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class FanOut:
         deadline_label: float | None = None,
         batch_budget: int = 1,
         batch_cost: Callable[[int], int] | None = None,
+        batching: Callable[[], bool] | None = None,
     ) -> None:
         self._fetch = fetch
         self._ids = job_ids
@@ -89,6 +92,7 @@ class FanOut:
         self._deadline_label = deadline if deadline_label is None else deadline_label
         self._batch_budget = batch_budget
         self._batch_cost = batch_cost or (lambda _job_id: 1)
+        self._batching = batching or (lambda: True)
         self._seen: _IdSet = set()
         self._next_seq = 0
         self._emitted = 0
@@ -245,7 +249,7 @@ class FanOut:
         batch: list[tuple[int, int]] = []
         spent = 0
         while True:
-            if batch and (ids.empty() or spent >= self._batch_budget):
+            if batch and (ids.empty() or spent >= self._batch_budget or not self._batching()):
                 return batch
             item = await ids.get()
             if item is None:

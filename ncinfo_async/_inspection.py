@@ -77,7 +77,8 @@ class Plan:
         summary: print counts per status at the end.
         total: how many IDs there are, when known up front (for the progress bar).
         progress: force the progress bar on or off; None means "when stderr is a terminal".
-        batch: fetch through batched ``/api/v3/query`` requests.
+        batch: True forces batched ``/api/v3/query`` requests, False one request per job,
+            None batches many IDs and sends a lone one alone (see ``Client.fan_out``).
         wait: poll until every job is finished.
         terminal: the NC statuses that count as finished.
         poll_interval: seconds between polling rounds.
@@ -96,7 +97,7 @@ class Plan:
     summary: bool = False
     total: int | None = None
     progress: bool | None = None
-    batch: bool = False
+    batch: bool | None = None
     wait: bool = False
     terminal: Collection[str] = ()
     poll_interval: float = 10.0

@@ -64,6 +64,8 @@ def build_settings(
         deadline=options.deadline,
         order=options.order,
         url_budget=options.url_budget,
+        adapt=False if options.no_adapt else None,
+        max_rate=options.max_rate,
     )
     if settings.insecure:
         console.notice(

@@ -59,6 +59,9 @@ class Settings:
         reorder_window: how many results may wait for an earlier one in input order.
         refresh_margin: seconds before the JWT's expiry at which it is renewed.
         url_budget: the longest batched query path, in bytes.
+        adapt: adapt the requests in flight to the server's overload signals (AIMD, with
+            ``concurrency`` as the ceiling); False keeps ``concurrency`` fixed.
+        max_rate: at most this many API requests started per second; None for no cap.
     """
 
     url: str
@@ -80,6 +83,8 @@ class Settings:
     reorder_window: int = DEFAULT_REORDER_WINDOW
     refresh_margin: float = DEFAULT_REFRESH_MARGIN
     url_budget: int = DEFAULT_URL_BUDGET
+    adapt: bool = True
+    max_rate: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", normalize_base_url(self.url))
@@ -95,6 +100,8 @@ class Settings:
             _positive(name.replace("_", " "), getattr(self, name))
         if self.deadline is not None:
             _positive("deadline", self.deadline)
+        if self.max_rate is not None:
+            _positive("max rate", self.max_rate)
         if self.backoff_base < 0:
             raise ConfigError("backoff base must not be negative")
 

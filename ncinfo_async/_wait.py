@@ -157,7 +157,7 @@ async def wait_for_jobs(
     terminal: Collection[str] = DEFAULT_TERMINAL,
     poll_interval: float = DEFAULT_POLL_INTERVAL,
     give_up_after: float | None = None,
-    batch: bool = False,
+    batch: bool | None = False,
     select: Sequence[str] = ("*",),
     progress: Callable[[int, int], None] | None = None,
     latest: dict[int, JobResult] | None = None,
@@ -167,13 +167,13 @@ async def wait_for_jobs(
     """Poll until every job is finished (see ``is_finished``) or ``give_up_after`` seconds.
 
     Each round fetches only the jobs not yet finished, through the client's usual
-    concurrency, retries and authentication (batched if asked).  With ``give_up_after``, a
-    last round happens at that time (see ``next_poll_in``).  ``progress`` receives
-    (finished, total) after each round.  ``report`` receives a ``WaitStatus`` after each
-    round, and also whenever ``heartbeat`` seconds passed without one (a long round or a
-    long poll interval), so a log is never silent for long.  ``latest``, if given, is filled
-    with each job's last result as it arrives, so a caller that cancels the wait still has
-    them.
+    concurrency, retries and authentication (batched as ``Client.fan_out`` does).  With
+    ``give_up_after``, a last round happens at that time (see ``next_poll_in``).
+    ``progress`` receives (finished, total) after each round.  ``report`` receives a
+    ``WaitStatus`` after each round, and also whenever ``heartbeat`` seconds passed without
+    one (a long round or a long poll interval), so a log is never silent for long.
+    ``latest``, if given, is filled with each job's last result as it arrives, so a caller
+    that cancels the wait still has them.
     """
     latest = {} if latest is None else latest
     distinct = list(dict.fromkeys(job_ids))

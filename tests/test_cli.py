@@ -277,6 +277,7 @@ async def test_sigterm_flushes_and_exits_143(sim_factory: Any) -> None:
         sys.executable,
         "-m",
         "ncinfo_async",
+        "--no-batch",
         "--format",
         "ndjson",
         "--concurrency",
@@ -346,14 +347,16 @@ async def test_progress_bar_only_when_asked_or_on_a_terminal(sim_factory: Any) -
     """A long run shows a progress bar with --progress; piped stderr gets none by default."""
     sim = await sim_factory(jobs=300, latency_ms=20)
     ids = "\n".join(map(str, range(1, 301))).encode()
+    # One request per job, so the run lasts the second the bar waits for.
     forced = await run_ncinfo(
-        "--progress", "--format", "ndjson", "--concurrency", "4", env=cli_env(sim.url), stdin=ids
-    )
+        "--progress", "--no-batch", "--format", "ndjson", "--concurrency", "4",
+        env=cli_env(sim.url), stdin=ids,
+    )  # fmt: skip
     assert forced.code == 0
     assert "\r" in forced.err
     assert "job/s" in forced.err
     piped = await run_ncinfo(
-        "--format", "ndjson", "--concurrency", "4", env=cli_env(sim.url), stdin=ids
+        "--no-batch", "--format", "ndjson", "--concurrency", "4", env=cli_env(sim.url), stdin=ids
     )
     assert piped.code == 0
     assert piped.err == ""

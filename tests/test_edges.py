@@ -366,7 +366,7 @@ async def test_hostile_server_text_reaches_the_terminal_escaped(fmt: str) -> Non
     args = ("--format", fmt, "--summary", "1", "2", "3")
     async with (
         Hostile() as url,
-        ncinfo(*args, env=cli_env(url), stdin=subprocess.DEVNULL) as proc,
+        ncinfo("--no-batch", *args, env=cli_env(url), stdin=subprocess.DEVNULL) as proc,
     ):
         out, err = await finish(proc, 60)
     text = out.decode()
@@ -386,7 +386,9 @@ async def test_hostile_text_is_carried_faithfully_in_json() -> None:
     """ndjson carries the server's text byte for byte (JSON escapes it); stderr is escaped."""
     async with (
         Hostile() as url,
-        ncinfo("--format", "ndjson", "1", "3", env=cli_env(url), stdin=subprocess.DEVNULL) as proc,
+        ncinfo(
+            "--no-batch", "--format", "ndjson", "1", "3", env=cli_env(url), stdin=subprocess.DEVNULL
+        ) as proc,
     ):
         out, err = await finish(proc, 60)
     lines = [json.loads(line) for line in out.decode().splitlines()]

@@ -264,3 +264,20 @@ async def test_duplicates_found_across_the_switch_to_a_bitmap() -> None:
     assert fan.duplicates == 3
     assert state["calls"] == SMALL_SEEN + 60
     assert type(fan._seen).__name__ == "BitMap64"
+
+
+async def test_batches_shrink_to_one_id_once_batching_is_given_up() -> None:
+    """When `batching()` turns False mid-run, every later batch holds a single ID."""
+    sizes: list[int] = []
+    batching = True
+
+    async def fetch(batch: list[int]) -> list[JobResult]:
+        nonlocal batching
+        sizes.append(len(batch))
+        batching = False  # the first answer showed that batches cannot be trusted
+        return [JobResult(job_id, fields={"IDINT": job_id}) for job_id in batch]
+
+    fan = FanOut(fetch, range(1, 101), workers=1, batch_budget=10, batching=lambda: batching)
+    results = await collect(fan)
+    assert [result.job_id for result in results] == list(range(1, 101))
+    assert sizes == [10] + [1] * 90

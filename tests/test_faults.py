@@ -200,6 +200,7 @@ async def test_cli_read_timeout_per_attempt_without_deadline() -> None:
     server = Silent()
     async with server as url:
         run = await run_ncinfo(
+            "--no-batch",
             "--format",
             "ndjson",
             "--timeout",
@@ -273,8 +274,9 @@ async def test_cli_3000_ids_through_503s_drops_and_forced_closes(sim_factory: Si
     )
     sim = await sim_factory(jobs=3000, faults=faults)
     run = await run_ncinfo(
-        "--format", "ndjson", env=cli_env(sim.url), stdin=ids_stdin(range(1, 3001)), limit=150
-    )
+        "--no-batch", "--format", "ndjson", env=cli_env(sim.url),
+        stdin=ids_stdin(range(1, 3001)), limit=150,
+    )  # fmt: skip
     assert run.code == 0, run.err[-2000:]
     lines = run.lines()
     assert len(lines) == 3000
@@ -389,7 +391,13 @@ async def test_sigint_mid_run_reports_what_was_read_and_exits_130(
     """SIGINT mid-run: exit 130; the IDs read so far each once (a prefix), the rest interrupted."""
     sim = await sim_factory(jobs=400, latency_ms=50)
     proc = await start_ncinfo(
-        "--format", "ndjson", "--concurrency", "4", *map(str, range(1, 401)), env=cli_env(sim.url)
+        "--no-batch",
+        "--format",
+        "ndjson",
+        "--concurrency",
+        "4",
+        *map(str, range(1, 401)),
+        env=cli_env(sim.url),
     )
     assert proc.stdout is not None
     try:

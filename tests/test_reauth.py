@@ -83,6 +83,7 @@ async def test_cli_survives_two_revocations_a_second_apart_in_spirit(
     sim = await sim_factory(jobs=jobs, latency_ms=20)
     stdin = "".join(f"{n}\n" for n in range(1, jobs + 1)).encode()
     proc = await start_ncinfo(
+        "--no-batch",
         "--no-token-cache",
         "--concurrency",
         "500",
@@ -123,13 +124,15 @@ def cache_env(url: str, directory: Path, **extra: str) -> dict[str, str]:
 async def test_a_revoked_cached_token_costs_exactly_one_401(sim: Simulator, tmp_path: Path) -> None:
     """A cached token the server no longer accepts, at --concurrency 100: one 401, one token."""
     env = cache_env(sim.url, tmp_path / "cache")
-    first = await run_ncinfo("1", env=env)
+    first = await run_ncinfo("--no-batch", "1", env=env)
     assert first.code == 0, first.err
     assert TokenCache(tmp_path / "cache").load(sim.url, "demo") is not None, "nothing cached"
     sim.revoke()
     before = sim.stats()
     stdin = "".join(f"{n}\n" for n in range(1, 201)).encode()
-    run = await run_ncinfo("--concurrency", "100", "--format", "ndjson", env=env, stdin=stdin)
+    run = await run_ncinfo(
+        "--no-batch", "--concurrency", "100", "--format", "ndjson", env=env, stdin=stdin
+    )
     after = sim.stats()
     assert run.code == 0, run.err
     assert all(line["ok"] for line in run.lines())
@@ -138,7 +141,7 @@ async def test_a_revoked_cached_token_costs_exactly_one_401(sim: Simulator, tmp_
     # 200 jobs plus the one request the refused token admitted.
     assert after["requests"]["job"] - before["requests"]["job"] == 201
     # The new token replaced the refused one in the cache: a third run needs no token.
-    third = await run_ncinfo("5", env=env)
+    third = await run_ncinfo("--no-batch", "5", env=env)
     assert third.code == 0
     assert sim.stats()["tokens_issued"] == after["tokens_issued"]
     assert sim.stats()["unauthorized"] == after["unauthorized"]
@@ -171,7 +174,7 @@ async def test_verbose_logs_token_request_cached_token_and_retries_without_secre
     password = "pw-Zq81-never-printed"
     sim = await sim_factory(users={"alice": password})
     env = cache_env(sim.url, tmp_path / "cache", NC_USER="alice", NC_PASSWORD=password)
-    first = await run_ncinfo("-v", "1", env=env)
+    first = await run_ncinfo("--no-batch", "-v", "1", env=env)
     assert first.code == 0, first.err
     assert f"POST {sim.url}/api/v3/token (token for user alice)" in first.err
     assert f"POST {sim.url}/api/v3/token -> 200" in first.err
@@ -180,7 +183,7 @@ async def test_verbose_logs_token_request_cached_token_and_retries_without_secre
     assert token is not None
     # Every job request fails twice with a 503, then is answered.
     sim.set_faults(FaultConfig(error_rate=1.0, error_status=503))
-    proc = await start_ncinfo("-v", "--attempts", "8", "2", env=env)
+    proc = await start_ncinfo("--no-batch", "-v", "--attempts", "8", "2", env=env)
     try:
         async with asyncio.timeout(HANG):
             assert proc.stderr is not None
@@ -224,6 +227,7 @@ async def test_verbose_logs_a_connection_still_pending_after_a_second() -> None:
     try:
         port = server.getsockname()[1]
         run = await run_ncinfo(
+            "--no-batch",
             "-v",
             "--no-token-cache",
             "--connect-timeout",

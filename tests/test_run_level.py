@@ -56,6 +56,7 @@ async def test_a_silent_server_trips_the_breaker_once() -> None:
     server = Silent()
     async with server as url:
         run = await run_ncinfo(
+            "--no-batch",
             "--no-token-cache",
             "--format",
             "ndjson",
@@ -79,6 +80,7 @@ async def test_a_silent_server_with_default_timeouts_ends_within_a_minute() -> N
     server = Silent()
     async with server as url:
         run = await run_ncinfo(
+            "--no-batch",
             "--no-token-cache",
             "--format",
             "ndjson",
@@ -95,6 +97,7 @@ async def test_a_slow_but_healthy_server_does_not_trip_the_breaker(
     """2 s per answer under a 5 s read timeout: every job found, exit 0."""
     sim = await sim_factory(jobs=24, latency_ms=2000)
     run = await run_ncinfo(
+        "--no-batch",
         "--no-token-cache",
         "--format",
         "ndjson",
@@ -172,6 +175,7 @@ async def test_a_refused_port_with_a_cached_token_is_one_error(tmp_path: Path) -
     url = f"http://127.0.0.1:{closed_port()}"
     cache_token(tmp_path, url)
     run = await run_ncinfo(
+        "--no-batch",
         "--format",
         "ndjson",
         env=cli_env(url, NCINFO_CACHE_DIR=str(tmp_path)),
@@ -191,6 +195,7 @@ async def test_an_untrusted_certificate_is_one_error(
     if cached:
         cache_token(tmp_path, sim.url)
     run = await run_ncinfo(
+        "--no-batch",
         "--format",
         "ndjson",
         env=cli_env(sim.url, NCINFO_CACHE_DIR=str(tmp_path)),
@@ -237,7 +242,15 @@ async def test_a_garbage_token_answer_is_retried_and_the_run_succeeds(kind: str)
     server = TokenTrouble([GARBAGE_TOKEN_ANSWERS[kind]])
     async with server as url:
         run = await run_ncinfo(
-            "--no-token-cache", "--format", "ndjson", "1", "2", "3", env=cli_env(url), limit=60
+            "--no-batch",
+            "--no-token-cache",
+            "--format",
+            "ndjson",
+            "1",
+            "2",
+            "3",
+            env=cli_env(url),
+            limit=60,
         )
     assert run.code == 0, run.err
     assert [line["id"] for line in run.lines()] == [1, 2, 3]
@@ -249,7 +262,7 @@ async def test_garbage_token_answers_give_up_after_the_attempts() -> None:
     server = TokenTrouble([GARBAGE_TOKEN_ANSWERS["html"]] * 10)
     async with server as url:
         run = await run_ncinfo(
-            "--no-token-cache", "--attempts", "3", "1", env=cli_env(url), limit=60
+            "--no-batch", "--no-token-cache", "--attempts", "3", "1", env=cli_env(url), limit=60
         )
     assert run.code == 2
     assert server.token_requests == 3
@@ -262,7 +275,7 @@ async def test_a_refused_token_request_is_final_at_once() -> None:
     refused = response(401, b'{"error": "invalid username or password"}')
     server = TokenTrouble([refused] * 10)
     async with server as url:
-        run = await run_ncinfo("--no-token-cache", "1", env=cli_env(url), limit=60)
+        run = await run_ncinfo("--no-batch", "--no-token-cache", "1", env=cli_env(url), limit=60)
     assert run.code == 2
     assert server.token_requests == 1
     assert "invalid username or password" in run.err
@@ -274,6 +287,7 @@ async def test_wait_ends_when_the_run_is_stopped(sim_factory: SimFactory, tmp_pa
     sim = await sim_factory(jobs=10, tls=True)
     cache_token(tmp_path, sim.url)
     run = await run_ncinfo(
+        "--no-batch",
         "--wait",
         "--poll-interval",
         "0.1",

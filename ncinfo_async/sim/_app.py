@@ -22,6 +22,7 @@ import json
 import logging
 import random
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +71,8 @@ class SimState:
         # Seeded separately from the jobs so fault decisions are reproducible per run.
         self.rng = random.Random(config.seed)
         self._job_bodies: dict[int, bytes] = {}
+        #: `/api/v3` requests being served now (for `capacity` and `max_inflight`).
+        self.inflight = 0
 
     def set_faults(self, faults: FaultConfig) -> None:
         """Replace the fault settings."""
@@ -118,11 +121,22 @@ class SimState:
 
         async def wrapped(request: web.Request) -> web.StreamResponse:
             stats.requests[route] += 1
+            stats.arrived(time.monotonic())
+            capacity = self.config.capacity
+            if capacity is not None and self.inflight >= capacity:
+                # A server at its limit turns requests away at the door, at once.
+                stats.over_capacity += 1
+                stats.statuses[503] += 1
+                return _error(503, f"server busy: {capacity} requests in progress")
+            self.inflight += 1
+            stats.max_inflight = max(stats.max_inflight, self.inflight)
             try:
                 response = await self._guarded(request, route, handler, auth)
             except _Dropped:
                 # The transport is aborted; raising past aiohttp would log a traceback.
                 return web.Response(status=499)
+            finally:
+                self.inflight -= 1
             faults = self.faults
             if faults.close_after_response and (route != "token" or faults.include_token):
                 # Sends `Connection: close` and closes once the response is written.
@@ -221,7 +235,12 @@ class SimState:
         if fmt not in FORMATS:
             return _error(400, f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
         try:
-            table = run_query(self.jobs, params, max_rows=self.config.query_max_rows)
+            table = run_query(
+                self.jobs,
+                params,
+                max_rows=self.config.query_max_rows,
+                id_lists=self.config.id_lists,
+            )
         except QueryError as exc:
             return _error(400, str(exc))
         body, content_type = table.render(fmt)

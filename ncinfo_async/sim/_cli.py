@@ -103,6 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--start-time", type=float, metavar="EPOCH", help="simulated 'now' at start")
     add("--reject-query", action="store_true", help="answer /api/v3/query with 400")
+    add(
+        "--id-lists",
+        choices=("all", "first", "ignore"),
+        default="all",
+        help="how /api/v3/query reads 'idint==a,b,c': every value (default), only the first, "
+        "or it ignores the rule and returns every job up to the limit",
+    )
+    add(
+        "--capacity",
+        type=_bounded(int, 1),
+        metavar="N",
+        help="answer 503 to an /api/v3 request arriving while N are being served",
+    )
     add("--no-bearer", action="store_true", help="reject 'Authorization: Bearer <jwt>'")
     add("--error-rate", type=rate, default=0.0, help="fraction answered with --error-status")
     add(
@@ -165,6 +178,8 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         time_scale=args.time_scale,
         accept_bearer=not args.no_bearer,
         reject_query=args.reject_query,
+        id_lists=args.id_lists,
+        capacity=args.capacity,
         faults=faults,
         start_time=args.start_time,
         max_line_size=args.max_line_size,

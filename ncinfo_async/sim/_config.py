@@ -20,6 +20,7 @@ __all__ = ["ERROR_STATUSES", "FaultConfig", "SimConfig"]
 ERROR_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
 
 UnknownJob = Literal["404", "empty"]
+IdLists = Literal["all", "first", "ignore"]
 
 
 def _check_rate(name: str, value: object) -> None:
@@ -129,6 +130,12 @@ class SimConfig:
         reject_query: Answer `/api/v3/query` with 400 so clients can test
             their fallback to per-job requests (batched `idint==a,b,c` is
             [INFER] in the reference, section 1.4).
+        id_lists: How `/api/v3/query` reads a comma list of IDs (`idint==a,b,c`),
+            which the reference infers but Altair documents only for text fields
+            (section 1.4.1): `"all"` (every value), `"first"` (only the first value) or
+            `"ignore"` (the rule is ignored: every job matches, up to `limit`).
+        capacity: Requests the server serves at once; an `/api/v3` request arriving
+            while that many are being served gets 503 at once. None: no limit.
         faults: Faults injected from the start.
         start_time: Epoch seconds of simulated "now" at start; None uses the
             wall clock. A fixed value makes every field reproducible.
@@ -155,6 +162,8 @@ class SimConfig:
     time_scale: float = 1.0
     accept_bearer: bool = True
     reject_query: bool = False
+    id_lists: IdLists = "all"
+    capacity: int | None = None
     faults: FaultConfig = field(default_factory=FaultConfig)
     start_time: float | None = None
     project: str = "ncsim"
@@ -178,6 +187,10 @@ class SimConfig:
             raise ValueError(f"token_ttl must be > 0, got {self.token_ttl}")
         if not (math.isfinite(self.time_scale) and self.time_scale > 0):
             raise ValueError(f"time_scale must be > 0, got {self.time_scale}")
+        if self.id_lists not in ("all", "first", "ignore"):
+            raise ValueError(f"id_lists must be all, first or ignore, got {self.id_lists!r}")
+        if self.capacity is not None and self.capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {self.capacity}")
         if self.unknown_job not in ("404", "empty"):
             raise ValueError(f"unknown_job must be '404' or 'empty', got {self.unknown_job!r}")
         # A read-only copy keeps the frozen promise even if the caller mutates their dict.

@@ -12,11 +12,13 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from ._jobs import FIELD_INDEX, INT_FIELDS, JOB_FLAGS, JobTable
-from ._rules import Pred, RuleError, candidate_ids, compile_rule, parse
+from ._rules import And, Not, Or, Pred, Rule, RuleError, candidate_ids, compile_rule, parse
 from ._tables import Table, resolve_columns
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from ._config import IdLists
 
 __all__ = ["QueryError", "run_query"]
 
@@ -65,7 +67,29 @@ def _parse_limit(limit: str) -> int | None:
     return value
 
 
-def _matching_rows(jobs: JobTable, where: str) -> list[tuple[Any, ...]]:
+def _has_id_list(rule: Rule) -> bool:
+    """Whether `rule` holds an `idint==a,b,...` predicate with more than one value."""
+    if isinstance(rule, Pred):
+        return rule.field.upper() == "IDINT" and rule.op == "==" and len(rule.values) > 1
+    if isinstance(rule, Not):
+        return _has_id_list(rule.rule)
+    return any(_has_id_list(sub) for sub in rule.rules)
+
+
+def _first_ids_only(rule: Rule) -> Rule:
+    """`rule` with each `idint==a,b,...` list cut to its first value (`--id-lists first`)."""
+    if isinstance(rule, Pred):
+        if rule.field.upper() == "IDINT" and rule.op == "==" and len(rule.values) > 1:
+            return Pred(rule.field, rule.op, rule.values[:1])
+        return rule
+    if isinstance(rule, Not):
+        return Not(_first_ids_only(rule.rule))
+    if isinstance(rule, And):
+        return And(tuple(_first_ids_only(sub) for sub in rule.rules))
+    return Or(tuple(_first_ids_only(sub) for sub in rule.rules))
+
+
+def _matching_rows(jobs: JobTable, where: str, id_lists: IdLists) -> list[tuple[Any, ...]]:
     now = jobs.clock.now()
     if not where.strip():
         ids = jobs.ids()
@@ -73,6 +97,10 @@ def _matching_rows(jobs: JobTable, where: str) -> list[tuple[Any, ...]]:
     else:
         try:
             rule = parse(where)
+            if id_lists != "all" and _has_id_list(rule):
+                if id_lists == "ignore":
+                    return [row for idint in jobs.ids() if (row := jobs.row(idint, now))]
+                rule = _first_ids_only(rule)
             candidates = candidate_ids(rule)
             # Batched fetches send `idint==a,b,c,...` with thousands of IDs: a set
             # lookup per ID, and no per-row evaluation when the rule is just that.
@@ -96,8 +124,15 @@ def _matching_rows(jobs: JobTable, where: str) -> list[tuple[Any, ...]]:
     return rows
 
 
-def run_query(jobs: JobTable, params: Mapping[str, str], *, max_rows: int | None = None) -> Table:
-    """Answer one `/api/v3/query` request, with at most `max_rows` rows if given.
+def run_query(
+    jobs: JobTable,
+    params: Mapping[str, str],
+    *,
+    max_rows: int | None = None,
+    id_lists: IdLists = "all",
+) -> Table:
+    """Answer one `/api/v3/query` request, with at most `max_rows` rows if given, reading
+    `idint==a,b,c` as `SimConfig.id_lists` says.
 
     Raises:
         QueryError: A missing or unknown `from`, a bad select list, selection rule,
@@ -118,7 +153,7 @@ def run_query(jobs: JobTable, params: Mapping[str, str], *, max_rows: int | None
         raise QueryError(str(exc)) from None
     keys = _order_keys(order) if order.strip() else []
     limit = _parse_limit(limit_text.strip())
-    rows = _matching_rows(jobs, where)
+    rows = _matching_rows(jobs, where, id_lists)
     # Stable sorts applied from the last key to the first give a multi-key order.
     for pos, descending in reversed(keys):
         rows.sort(key=itemgetter(pos), reverse=descending)

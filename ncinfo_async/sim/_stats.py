@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,10 @@ class SimStats:
     """Mutable counters, updated by the transport wrapper and the `/api/v3` handlers.
 
     `connections` counts accepted TCP connections (a keep-alive client making 100
-    requests counts 1) and `tls_handshakes` completed TLS handshakes.
+    requests counts 1) and `tls_handshakes` completed TLS handshakes. Of `/api/v3`
+    requests, `max_inflight` is the most served at once, `peak_rps` the most begun within
+    any one second (a sliding window, see `arrived`), and `over_capacity` the 503s sent
+    because `SimConfig.capacity` requests were already being served.
     """
 
     connections: int = 0
@@ -38,6 +41,18 @@ class SimStats:
     #: `GET /api/v3/jobs/<id>` requests per job ID (shown by `GET /sim/jobs/<id>`, not in
     #: the snapshot, which stays small however many jobs there are).
     job_requests: Counter[int] = field(default_factory=Counter)
+    max_inflight: int = 0
+    peak_rps: int = 0
+    over_capacity: int = 0
+    _recent: deque[float] = field(default_factory=deque)
+
+    def arrived(self, now: float) -> None:
+        """Count an `/api/v3` request begun at monotonic time `now` towards `peak_rps`."""
+        recent = self._recent
+        recent.append(now)
+        while now - recent[0] >= 1.0:
+            recent.popleft()
+        self.peak_rps = max(self.peak_rps, len(recent))
 
     def reset(self) -> None:
         """Zero every counter."""
@@ -60,5 +75,8 @@ class SimStats:
             "slow_injected": self.slow_injected,
             "forced_closes": self.forced_closes,
             "revocations": self.revocations,
+            "max_inflight": self.max_inflight,
+            "peak_rps": self.peak_rps,
+            "over_capacity": self.over_capacity,
             **extra,
         }
