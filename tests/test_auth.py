@@ -250,3 +250,33 @@ async def test_a_refused_renewal_of_an_unconfirmed_token_fails_every_waiter() ->
     outcomes = await asyncio.gather(*others, return_exceptions=True)
     assert all(isinstance(outcome, AuthError) for outcome in outcomes)
     assert source.calls == 1
+
+
+@pytest.mark.asyncio
+async def test_a_confirmed_cached_token_is_renewed_when_later_revoked() -> None:
+    """A cached token that was settled and later met a 401 is replaced by one token request."""
+    source = Source()
+    cached = Token("Bearer", "cached", source.now + 3600)
+    manager = TokenManager(source, margin=60.0, initial=cached, clock=lambda: source.now)
+    _, generation = await manager.current()
+    manager.settle(generation)
+    token, newer = await manager.renew(generation)
+    assert (token.access_token, newer) == ("t1", generation + 1)
+    assert (await manager.current())[0] is token
+    assert source.calls == 1
+
+
+@pytest.mark.asyncio
+async def test_settling_another_generation_leaves_a_cached_token_unconfirmed() -> None:
+    """Only a request made with the current token confirms it; any other generation does not."""
+    source = Source()
+    cached = Token("Bearer", "cached", source.now + 3600)
+    manager = TokenManager(source, margin=60.0, initial=cached, clock=lambda: source.now)
+    _, generation = await manager.current()
+    manager.settle(generation - 1)
+    assert not manager.confirmed
+    waiter = asyncio.create_task(manager.current())
+    await ticks(3)
+    assert not waiter.done()
+    manager.settle(generation)
+    assert (await waiter)[0] is cached

@@ -313,3 +313,11 @@ def test_a_repeated_header_is_reused_and_a_changed_one_checked_again() -> None:
     assert protocol.parse_table(table(good, [7, "Done"]), url=URL) == [
         {"ID": 7, "STATUSNC": "Done"}
     ]
+
+
+def test_columns_without_col_are_taken_in_list_order() -> None:
+    """A header whose columns omit ``col`` is read in list order, not refused."""
+    body = json.dumps(
+        {"columns": [{"field": "id"}, {"field": "user"}], "rows": [[5, "ann"]], "errormsg": ""}
+    ).encode()
+    assert protocol.parse_table(body, url=URL) == [{"ID": 5, "USER": "ann"}]
