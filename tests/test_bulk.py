@@ -123,7 +123,8 @@ async def test_wait_polls_only_unfinished_jobs(sim: Simulator) -> None:
     sim.set_job_status(2, "Running")
     sim.set_job_status(3, "Queued")
     proc = await start_ncinfo(
-        "--wait", "--poll-interval", "0.05", "--format", "ndjson", "--fields", "id,statusnc",
+        "--no-batch", "--wait", "--poll-interval", "0.05", "--format", "ndjson",
+        "--fields", "id,statusnc",
         "1", "2", "3", env=cli_env(sim.url),
     )  # fmt: skip
 

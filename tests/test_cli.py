@@ -186,7 +186,7 @@ async def test_https_run_closes_its_connections(
     """Over HTTPS with several pooled connections, a dev-mode run warns of nothing unclosed."""
     sim = await sim_factory(jobs=60, tls=True)
     ca = sim.write_ca(tmp_path / "ca.pem")
-    args = ["--cacert", str(ca), "--concurrency", "8", "--format", "ndjson"]
+    args = ["--no-batch", "--cacert", str(ca), "--concurrency", "8", "--format", "ndjson"]
     if loop == "asyncio":
         args.append("--asyncio")
     ids = "".join(f"{job_id}\n" for job_id in range(1, 61)).encode()

@@ -124,7 +124,7 @@ async def test_order_input_or_completion(order: str) -> None:
     """--order input keeps argument order; --order completion prints a slow job last."""
     async with HoldFirst(others=3) as url:
         run = await run_ncinfo(
-            "--order", order, "--format", "ndjson", "--concurrency", "4",
+            "--no-batch", "--order", order, "--format", "ndjson", "--concurrency", "4",
             "1", "2", "3", "4", env=cli_env(url),
         )  # fmt: skip
     assert run.code == 0, run.err
@@ -150,7 +150,7 @@ async def test_quiet_silences_per_job_errors_not_the_status(sim: Simulator) -> N
 @pytest.mark.asyncio
 async def test_verbose_logs_each_request_without_credentials(sim: Simulator) -> None:
     """-v logs each job request's method, URL and status; the token never appears."""
-    run = await run_ncinfo("-v", "1", "2", env=cli_env(sim.url))
+    run = await run_ncinfo("--no-batch", "-v", "1", "2", env=cli_env(sim.url))
     assert run.code == 0
     assert f"GET {sim.url}/api/v3/jobs/1 -> 200" in run.err
     assert f"GET {sim.url}/api/v3/jobs/2 -> 200" in run.err
@@ -205,7 +205,7 @@ async def test_no_progress_hides_the_bar_on_a_terminal(sim_factory: SimFactory) 
     """On a terminal a run over a second shows a progress bar; --no-progress hides it."""
     sim = await sim_factory(jobs=300, latency_ms=20)
     job_ids = [str(n) for n in range(1, 301)]
-    base = ["--format", "ndjson", "--concurrency", "4", *job_ids]
+    base = ["--no-batch", "--format", "ndjson", "--concurrency", "4", *job_ids]
     code, shown = await stderr_on_a_terminal(*base, env=cli_env(sim.url))
     assert code == 0
     assert "job/s" in shown
@@ -222,7 +222,7 @@ async def test_no_keepalive_opens_a_connection_per_request(sim_factory: SimFacto
     """The pool reuses at most --concurrency + 1 connections; --no-keepalive opens one each."""
     sim = await sim_factory(jobs=30)
     # Fields that do not move with time, so both runs print the same.
-    job_ids = ["--fields", "id,user", *(str(n) for n in range(1, 31))]
+    job_ids = ["--no-batch", "--fields", "id,user", *(str(n) for n in range(1, 31))]
     pooled = await run_ncinfo("--concurrency", "2", *job_ids, env=cli_env(sim.url))
     assert pooled.code == 0
     assert sim.stats()["connections"] <= 3

@@ -266,6 +266,7 @@ async def test_duplicates_found_across_the_switch_to_a_bitmap() -> None:
     assert type(fan._seen).__name__ == "BitMap64"
 
 
+@pytest.mark.asyncio
 async def test_batches_shrink_to_one_id_once_batching_is_given_up() -> None:
     """When `batching()` turns False mid-run, every later batch holds a single ID."""
     sizes: list[int] = []
