@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -23,6 +23,7 @@ __all__ = [
     "WaitStatus",
     "is_finished",
     "next_poll_in",
+    "poll_rounds",
     "wait_for_jobs",
     "wait_status",
 ]
@@ -178,18 +179,64 @@ async def wait_for_jobs(
     latest = {} if latest is None else latest
     distinct = list(dict.fromkeys(job_ids))
     pending = distinct
-    total = len(pending)
+    if not distinct:
+        return WaitOutcome(results=[], unfinished=[], polls=0)
+
+    async def poll() -> list[int]:
+        nonlocal pending
+        async with client.fan_out(pending, batch=batch, select=select).run() as results:
+            async for result in results:
+                latest[result.job_id] = result
+        pending = [job_id for job_id in pending if not is_finished(latest[job_id], terminal)]
+        return pending
+
+    pending, polls, elapsed = await poll_rounds(
+        poll,
+        lambda: distinct,
+        latest,
+        terminal=terminal,
+        poll_interval=poll_interval,
+        give_up_after=give_up_after,
+        progress=progress,
+        report=report,
+        heartbeat=heartbeat,
+    )
+    ordered = [latest[job_id] for job_id in distinct if job_id in latest]
+    return WaitOutcome(results=ordered, unfinished=pending, polls=polls, elapsed=elapsed)
+
+
+async def poll_rounds(
+    poll: Callable[[], Awaitable[list[int]]],
+    watched: Callable[[], Sequence[int]],
+    latest: Mapping[int, JobResult],
+    *,
+    terminal: Collection[str],
+    poll_interval: float,
+    give_up_after: float | None,
+    progress: Callable[[int, int], None] | None,
+    report: Callable[[WaitStatus], None] | None,
+    heartbeat: float,
+) -> tuple[list[int], int, float]:
+    """Run ``poll`` rounds until one leaves nothing unfinished or ``give_up_after`` passes.
+
+    The loop both waits share: ``poll`` runs one round and returns the IDs still
+    unfinished; ``watched`` names every ID the wait covers so far (for ``progress`` and
+    ``report``).  A last round happens at the give-up time (see ``next_poll_in``), and a
+    ``report`` goes out after each round and whenever ``heartbeat`` seconds passed without
+    one.  Returns the unfinished IDs, the rounds made and the seconds spent.
+    """
     started = time.monotonic()
     give_up = None if give_up_after is None else started + give_up_after
     polls = 0
     last_report = started
+    pending: list[int] = []
 
     def send_report() -> None:
         nonlocal last_report
         last_report = time.monotonic()
         if report is not None:
             status = wait_status(
-                distinct, latest, terminal, elapsed=last_report - started, polls=polls
+                watched(), latest, terminal, elapsed=last_report - started, polls=polls
             )
             report(status)
 
@@ -202,14 +249,12 @@ async def wait_for_jobs(
     async with anyio.create_task_group() as group:
         if report is not None:
             group.start_soon(keep_reporting)
-        while pending:
+        while True:
             polls += 1
             poll_started = time.monotonic()
-            async with client.fan_out(pending, batch=batch, select=select).run() as results:
-                async for result in results:
-                    latest[result.job_id] = result
-            pending = [job_id for job_id in pending if not is_finished(latest[job_id], terminal)]
+            pending = await poll()
             if progress is not None:
+                total = len(watched())
                 progress(total - len(pending), total)
             send_report()
             if not pending:
@@ -224,7 +269,4 @@ async def wait_for_jobs(
                 break
             await anyio.sleep(pause)
         group.cancel_scope.cancel()
-    ordered = [latest[job_id] for job_id in distinct if job_id in latest]
-    return WaitOutcome(
-        results=ordered, unfinished=pending, polls=polls, elapsed=time.monotonic() - started
-    )
+    return pending, polls, time.monotonic() - started

@@ -16,13 +16,11 @@ parentheses and the bare-space AND are documented too.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncGenerator, Callable, Collection, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote
 
-import anyio
 import orjson
 
 from ._exceptions import ApiError, ConfigError, ResponseFormatError
@@ -39,8 +37,7 @@ from ._wait import (
     WaitOutcome,
     WaitStatus,
     is_finished,
-    next_poll_in,
-    wait_status,
+    poll_rounds,
 )
 
 if TYPE_CHECKING:
@@ -172,65 +169,37 @@ async def wait_for_rule(
     ``latest`` receives each job's last result as it arrives.
     """
     latest = {} if latest is None else latest
-    started = time.monotonic()
-    give_up = None if give_up_after is None else started + give_up_after
-    polls = 0
-    pending: list[int] = []
-    last_report = started
 
-    def send_report() -> None:
-        nonlocal last_report
-        last_report = time.monotonic()
-        if report is not None:
-            elapsed = last_report - started
-            report(wait_status(sorted(latest), latest, terminal, elapsed=elapsed, polls=polls))
+    async def poll() -> list[int]:
+        selected: set[int] = set()
+        async with aclosing(select_jobs(client, rule, select, page_size=page_size)) as pages:
+            async for page in pages:
+                for result in page:
+                    latest[result.job_id] = result
+                    selected.add(result.job_id)
+        stragglers = [
+            job_id
+            for job_id, result in latest.items()
+            if job_id not in selected and not is_finished(result, terminal)
+        ]
+        if stragglers:
+            async with client.fan_out(stragglers, batch=True, select=select).run() as results:
+                async for result in results:
+                    latest[result.job_id] = result
+        return sorted(
+            job_id for job_id, result in latest.items() if not is_finished(result, terminal)
+        )
 
-    async def keep_reporting() -> None:
-        while True:
-            await anyio.sleep(max(0.0, last_report + heartbeat - time.monotonic()))
-            if time.monotonic() - last_report >= heartbeat:
-                send_report()
-
-    async with anyio.create_task_group() as group:
-        if report is not None:
-            group.start_soon(keep_reporting)
-        while True:
-            polls += 1
-            poll_started = time.monotonic()
-            selected: set[int] = set()
-            async with aclosing(select_jobs(client, rule, select, page_size=page_size)) as pages:
-                async for page in pages:
-                    for result in page:
-                        latest[result.job_id] = result
-                        selected.add(result.job_id)
-            stragglers = [
-                job_id
-                for job_id, result in latest.items()
-                if job_id not in selected and not is_finished(result, terminal)
-            ]
-            if stragglers:
-                async with client.fan_out(stragglers, batch=True, select=select).run() as results:
-                    async for result in results:
-                        latest[result.job_id] = result
-            pending = sorted(
-                job_id for job_id, result in latest.items() if not is_finished(result, terminal)
-            )
-            if progress is not None:
-                progress(len(latest) - len(pending), len(latest))
-            send_report()
-            if not pending:
-                break
-            pause = next_poll_in(
-                now=time.monotonic(),
-                poll_started=poll_started,
-                give_up=give_up,
-                interval=poll_interval,
-            )
-            if pause is None:
-                break
-            await anyio.sleep(pause)
-        group.cancel_scope.cancel()
-    ordered = [latest[job_id] for job_id in sorted(latest)]
-    return WaitOutcome(
-        results=ordered, unfinished=pending, polls=polls, elapsed=time.monotonic() - started
+    pending, polls, elapsed = await poll_rounds(
+        poll,
+        lambda: sorted(latest),
+        latest,
+        terminal=terminal,
+        poll_interval=poll_interval,
+        give_up_after=give_up_after,
+        progress=progress,
+        report=report,
+        heartbeat=heartbeat,
     )
+    ordered = [latest[job_id] for job_id in sorted(latest)]
+    return WaitOutcome(results=ordered, unfinished=pending, polls=polls, elapsed=elapsed)
