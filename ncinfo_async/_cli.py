@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_float,
         default=None,
         metavar="N",
-        help="start at most N requests per second (default: no cap)",
+        help="start at most N requests per second, with at most N/20 in flight (default: no cap)",
     )
     tuning.add_argument(
         "--timeout",

@@ -13,7 +13,7 @@ import asyncio
 from collections import deque
 from typing import Literal
 
-from ._loadcontrol import AimdLimit, TokenBucket
+from ._loadcontrol import AimdLimit, TokenBucket, rate_ceiling
 
 __all__ = ["Outcome", "RequestLimiter"]
 
@@ -28,11 +28,12 @@ class RequestLimiter:
     Args:
         ceiling: the most requests in flight (``--concurrency``).
         adapt: apply AIMD under the ceiling; False keeps the limit at the ceiling.
-        max_rate: at most this many requests started per second, or None for no cap.
+        max_rate: at most this many requests started per second, or None for no cap; it
+            also lowers the ceiling to ``rate_ceiling``'s (a stalled server's backlog).
     """
 
     def __init__(self, ceiling: int, *, adapt: bool = True, max_rate: float | None = None) -> None:
-        self.aimd = AimdLimit(ceiling)
+        self.aimd = AimdLimit(rate_ceiling(ceiling, max_rate))
         self._adapt = adapt
         self._bucket = TokenBucket(max_rate) if max_rate is not None else None
         self._waiters: deque[asyncio.Future[None]] = deque()

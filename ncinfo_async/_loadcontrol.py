@@ -25,11 +25,32 @@ bucket as deep as its rate (``aiolimiter.AsyncLimiter(N, 1)``) lets N requests t
 once and N more within the same second, so a sliding one-second window could see 2N; here
 requests start one interval (``1 / rate``) apart, with 10 ms of slack for late wake-ups, and
 no one-second window holds more than ``rate * 1.01 + 1`` of them.
+
+A rate cap also caps the requests **in flight**, at a twentieth of a second's worth
+(``rate_ceiling``): the bucket spaces the starts as the client sees them, but a server that
+stalls (for CPU, for a collection pass) reads the requests that queued up meanwhile all at
+once when it resumes, and each of them lands in its one-second window.  Holding at most
+``rate / 20`` in flight bounds that backlog, so the server never sees more than about
+``rate * 1.06 + 1`` requests begin in a second, and the rate is still reached while answers
+take under 50 ms.
 """
 
 from __future__ import annotations
 
-__all__ = ["AimdLimit", "TokenBucket"]
+import math
+
+__all__ = ["BACKLOG_S", "AimdLimit", "TokenBucket", "rate_ceiling"]
+
+#: Under a rate cap, the requests in flight are at most this many seconds' worth of starts.
+BACKLOG_S = 0.05
+
+
+def rate_ceiling(concurrency: int, max_rate: float | None) -> int:
+    """The most requests in flight: ``concurrency``, and under a rate cap at most
+    ``BACKLOG_S`` seconds' worth of starts (at least 1)."""
+    if max_rate is None:
+        return concurrency
+    return max(1, min(concurrency, math.ceil(max_rate * BACKLOG_S)))
 
 
 class AimdLimit:

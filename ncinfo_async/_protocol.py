@@ -160,11 +160,12 @@ def parse_query(status: int, body: bytes, *, url: str) -> list[JobFields]:
 
     Raises:
         HTTPStatusError: a status other than 200.
-        ApiError, ResponseFormatError: as for ``parse_table``.
+        ApiError: a non-empty ``errormsg``, with rows or without.
+        ResponseFormatError: as for ``parse_table``.
     """
     if status != 200:
         raise http_status_error(status, body, url=url)
-    rows = parse_table(body, url=url)
+    rows = parse_table(body, url=url, query=True)
     if rows and job_id_of(rows[0]) is None:
         raise ResponseFormatError("the query answer has no IDINT or ID column", url=url)
     return rows
@@ -339,7 +340,9 @@ def _column_names(columns: list[JsonValue], *, url: str, job_id: int | None) -> 
     return names
 
 
-def parse_table(body: bytes, *, url: str, job_id: int | None = None) -> list[JobFields]:
+def parse_table(
+    body: bytes, *, url: str, job_id: int | None = None, query: bool = False
+) -> list[JobFields]:
     """Parse the documented table shape into one dict per row (REST ref §1.3).
 
     Field names are upper-cased: the server echoes the spelling it was asked for, and
@@ -348,7 +351,10 @@ def parse_table(body: bytes, *, url: str, job_id: int | None = None) -> list[Job
     Raises:
         ResponseFormatError: the body is not JSON, or lacks ``columns``/``rows``, or a row
             does not match the columns.
-        ApiError: ``errormsg`` is non-empty and there are rows anyway.
+        NotFoundError: ``errormsg`` is non-empty and there are no rows, for one job's
+            accessor (REST ref §2.3: how an unknown ID may be answered).
+        ApiError: ``errormsg`` is non-empty and there are rows anyway, or it is a ``query``
+            answer (the query itself failed: its rows say nothing of the IDs asked).
     """
     data = _loads_object(body)
     if data is None:
@@ -362,7 +368,7 @@ def parse_table(body: bytes, *, url: str, job_id: int | None = None) -> list[Job
         )
     names = _column_names(columns, url=url, job_id=job_id)
     if errormsg and isinstance(errormsg, str):
-        if not rows:
+        if not rows and not query:
             raise NotFoundError(f"not found ({errormsg})", job_id=job_id, url=url)
         raise ApiError(f"the server reported: {errormsg}", job_id=job_id, url=url)
     table: list[JobFields] = []

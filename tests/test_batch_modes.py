@@ -199,6 +199,20 @@ async def test_max_rate_caps_requests_per_second(sim_factory: Any) -> None:
 
 
 @pytest.mark.asyncio
+async def test_max_rate_bounds_what_a_slow_server_holds(sim_factory: Any) -> None:
+    """--max-rate 100 -c 64 against 200 ms answers: at most ceil(100/20) = 5 requests in flight."""
+    sim = await sim_factory(jobs=30, latency_ms=200)
+    ids = list(range(1, 31))
+    run = await ncinfo("--no-batch", "--max-rate", "100", "--concurrency", "64", "--format",
+                       "ndjson", url=sim.url, stdin=id_lines(ids))  # fmt: skip
+    assert run.code == 0, run.err
+    assert [line["id"] for line in run.lines()] == ids
+    # Paced 10 ms apart, 200 ms answers would hold about 20 at once without the cap: the
+    # backlog a stalled server would read at once when it resumes.
+    assert sim.stats()["max_inflight"] == 5
+
+
+@pytest.mark.asyncio
 async def test_load_control_options_are_validated(sim_factory: Any) -> None:
     """--max-rate 0 and a typo in --no-adapt are usage errors (exit 2), before any request."""
     sim = await sim_factory(jobs=5)

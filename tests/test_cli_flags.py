@@ -333,18 +333,7 @@ async def test_url_budget_cuts_batches(sim_factory: SimFactory) -> None:
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     "with_rows",
-    [
-        True,
-        pytest.param(
-            False,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="an errormsg with no rows is read as 'every ID not found', not as a"
-                " refused query (fetch_batch catches ApiError only); the README says it falls"
-                " back",
-            ),
-        ),
-    ],
+    [True, False],
     ids=["rows", "no-rows"],
 )
 async def test_batch_falls_back_on_errormsg(with_rows: bool) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from ncinfo_async._limiter import RequestLimiter
-from ncinfo_async._loadcontrol import AimdLimit, TokenBucket
+from ncinfo_async._loadcontrol import AimdLimit, TokenBucket, rate_ceiling
 
 
 def test_aimd_starts_at_the_ceiling() -> None:
@@ -211,3 +211,21 @@ async def test_gate_waiters_cancelled_before_a_release_leave_it_consistent() -> 
     results = await asyncio.gather(*waiting, return_exceptions=True)
     assert [isinstance(r, asyncio.CancelledError) for r in results] == [True, True, False]
     assert gate.in_flight == 1
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "rate", "expected"),
+    [(32, None, 32), (64, 200.0, 10), (64, 1000.0, 50), (8, 1000.0, 8), (64, 5.0, 1), (64, 0.5, 1)],
+)
+def test_rate_ceiling_is_a_twentieth_of_a_second_of_starts(
+    concurrency: int, rate: float | None, expected: int
+) -> None:
+    """--max-rate N caps requests in flight at ceil(N/20), within 1..--concurrency."""
+    assert rate_ceiling(concurrency, rate) == expected
+
+
+def test_gate_under_a_rate_cap_starts_at_the_rate_ceiling() -> None:
+    """A rate cap of 200/s lowers a ceiling of 64 to 10 in flight, adaptive or not."""
+    assert RequestLimiter(64, max_rate=200).limit == 10
+    assert RequestLimiter(64, adapt=False, max_rate=200).limit == 10
+    assert RequestLimiter(64).limit == 64

@@ -122,6 +122,14 @@ def test_query_refusals_are_typed() -> None:
         protocol.parse_query(400, b'{"error": "bad rule"}', url=URL)
     with pytest.raises(ApiError):
         protocol.parse_query(200, b'{"errormsg": "no", "columns": [], "rows": [[]]}', url=URL)
+    # Without rows too: a failed query says nothing of the IDs it was asked about, while
+    # the same answer from one job's accessor means that job is unknown.
+    empty = b'{"errormsg": "bad rule", "columns": [{"field": "idint", "col": 0}], "rows": []}'
+    with pytest.raises(ApiError) as refused:
+        protocol.parse_query(200, empty, url=URL)
+    assert not isinstance(refused.value, NotFoundError)
+    with pytest.raises(NotFoundError):
+        protocol.parse_table(empty, url=URL, job_id=5)
 
 
 def test_token_header_is_type_colon_token() -> None:
