@@ -1,6 +1,7 @@
 """The edge of the ``ncinfo`` process: a Ctrl-C during start-up, output that cannot be written.
 
-Kept to the standard library: it wraps the whole command, imports included.
+Kept to the standard library: it is the console script's target (``main``), and wraps the
+whole command, imports included.
 
 Python ignores SIGPIPE, so writing to a closed pipe (``ncinfo ... | head -1``) raises
 ``BrokenPipeError``; SIGPIPE is deliberately not set back to its default action, which would
@@ -13,12 +14,16 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from collections.abc import Callable
-from typing import Final
 
 from ._exitcodes import EXIT_BROKEN_PIPE, EXIT_SIGINT, EXIT_USAGE
 
-__all__ = ["guarded", "output_error"]
+# Not `typing.TYPE_CHECKING`: this module runs before everything else, so it imports little.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Final
+
+__all__ = ["guarded", "main", "output_error"]
 
 #: Errors of a write to stdout that are the output's fault, not the program's.
 _OUTPUT_ERRNOS: Final = frozenset({errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
@@ -67,3 +72,18 @@ def guarded(run: Callable[[], int]) -> int:
             pass  # stderr is gone too: the status still says it
         return EXIT_USAGE
     return status
+
+
+def main() -> int:
+    """The ``ncinfo`` console script: guarded from before its first heavy import on.
+
+    The script's own ``from ncinfo_async._entry import main`` loads only this module and the
+    package's lazy ``__init__``; everything else is imported inside ``guarded``.
+    """
+
+    def run() -> int:
+        from ._cli import main as cli_main
+
+        return cli_main()
+
+    return guarded(run)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Final
+# Not `typing.TYPE_CHECKING`: the console script imports this module before anything else.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 EXIT_OK: Final = 0
 #: Some IDs were not found or failed.

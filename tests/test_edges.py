@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import importlib.metadata
 import json
 import os
 import signal
@@ -214,6 +215,45 @@ async def test_sigint_during_imports_exits_130_quietly(sim: Simulator) -> None:
         sys.argv = ["ncinfo", "1"]
         from ncinfo_async._cli import main
         sys.exit(main())
+        """
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=cli_env(sim.url),
+    )  # fmt: skip
+    out, err = await finish(proc, 60)
+    assert proc.returncode == 130, err
+    assert out == b""
+    assert_clean_exit(err)
+    assert "KeyboardInterrupt" not in err
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("module", ["ncinfo_async._protocol", "argparse", "orjson"])
+async def test_sigint_during_the_console_scripts_imports_exits_130_quietly(
+    sim: Simulator, module: str
+) -> None:
+    """SIGINT while the installed `ncinfo` script imports the package: 130, no traceback."""
+    # The script pip generates does `from <module> import <attr>` at its top, outside any
+    # handler: only what that import loads runs unguarded, so it must not reach these modules.
+    (entry,) = importlib.metadata.entry_points(group="console_scripts", name="ncinfo")
+    script = textwrap.dedent(
+        f"""
+        import importlib.abc, os, signal, sys
+
+        class Interrupt(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == {module!r}:
+                    os.kill(os.getpid(), signal.SIGINT)
+                return None
+
+        for name in [n for n in sys.modules if n.split(".")[0] in ("argparse", "orjson")]:
+            del sys.modules[name]
+        sys.meta_path.insert(0, Interrupt())
+        sys.argv = ["ncinfo", "1"]
+        from {entry.module} import {entry.attr}
+        sys.exit({entry.attr}())
         """
     )
     proc = await asyncio.create_subprocess_exec(
