@@ -10,6 +10,24 @@ async with Client(Settings(url=..., user=..., password=...)) as client:
 
 from __future__ import annotations
 
+from ._exceptions import (
+    ApiError,
+    AuthError,
+    CertificateError,
+    ConfigError,
+    ConnectError,
+    DeadlineExceeded,
+    DisconnectedError,
+    HTTPStatusError,
+    InputError,
+    InterruptedRunError,
+    NcInfoError,
+    NotFoundError,
+    ResponseFormatError,
+    ServerUnreachable,
+    TimeoutError,
+    TransportError,
+)
 from ._version import __version__
 
 # Not `typing.TYPE_CHECKING`: importing typing would double this package's import time.
@@ -19,33 +37,15 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ._client import Client, ClientStats
-    from ._exceptions import (
-        ApiError,
-        AuthError,
-        CertificateError,
-        ConfigError,
-        ConnectError,
-        DeadlineExceeded,
-        DisconnectedError,
-        HTTPStatusError,
-        InputError,
-        InterruptedRunError,
-        NcInfoError,
-        NotFoundError,
-        ResponseFormatError,
-        ServerUnreachable,
-        TimeoutError,
-        TransportError,
-    )
     from ._facade import VOVRestV3Async
     from ._protocol import JobResult, Token
     from ._settings import Settings
     from ._wait import WaitOutcome, wait_for_jobs
 
-# Every name loads on first use: the `ncinfo` command imports this package before anything
-# else, so it stays cheap (a Ctrl-C lands in `_entry.guarded`, not in an import here), and
-# the modules that import aiohttp, which costs more than everything else together, are
-# never loaded for `ncinfo --help`.
+# Names beyond the exceptions (standard library only) load on first use: the `ncinfo` command
+# imports this package before anything else, so it stays cheap (a Ctrl-C lands in
+# `_entry.guarded`, not in an import here), and the modules that import aiohttp, which costs
+# more than everything else together, are never loaded for `ncinfo --help`.
 _LAZY = {
     "Client": "_client",
     "ClientStats": "_client",
@@ -55,27 +55,6 @@ _LAZY = {
     "JobResult": "_protocol",
     "Token": "_protocol",
     "Settings": "_settings",
-    **dict.fromkeys(
-        (
-            "ApiError",
-            "AuthError",
-            "CertificateError",
-            "ConfigError",
-            "ConnectError",
-            "DeadlineExceeded",
-            "DisconnectedError",
-            "HTTPStatusError",
-            "InputError",
-            "InterruptedRunError",
-            "NcInfoError",
-            "NotFoundError",
-            "ResponseFormatError",
-            "ServerUnreachable",
-            "TimeoutError",
-            "TransportError",
-        ),
-        "_exceptions",
-    ),
 }
 
 
