@@ -9,14 +9,14 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ._exceptions import ConfigError
 from ._render import FORMATS
 from ._statuses import parse_statuses
 from ._version import __version__
 
-__all__ = ["UsageParser", "build_parser", "check_options", "main"]
+__all__ = ["UsageParser", "build_parser", "check_options", "main", "option_guess"]
 
 DESCRIPTION = """\
 Inspect Altair Accelerator (NetworkComputer) jobs over REST API v3, many at once.
@@ -82,11 +82,51 @@ class UsageParser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line and a pointer to ``--help``.
 
     argparse's own prints the whole usage (13 lines here) before the one line that matters.
+    Options must be spelled whole: argparse's default takes any unique prefix, so a typo
+    such as ``--max-rat 5`` would run as ``--max-rate 5``, and a CI script that relies on
+    an abbreviation changes meaning the day an option sharing that prefix is added.  An
+    unknown option is named with the closest real one instead.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         """Print ``<prog>: error: <message>`` and the hint, then exit 2."""
+        if message.startswith(_UNRECOGNIZED):
+            message += self._guesses(message[len(_UNRECOGNIZED) :].split())
         self.exit(2, f"{self.prog}: error: {message}\ntry '{self.prog} --help'\n")
+
+    def _guesses(self, words: Sequence[str]) -> str:
+        """`` (did you mean --x?)`` for each unknown long option that resembles a real one."""
+        known = [name for name in self._option_string_actions if name.startswith("--")]
+        guesses: dict[str, str] = {}
+        for word in words:
+            name = word.partition("=")[0]
+            guess = option_guess(name, known) if name.startswith("--") else None
+            if guess is not None:
+                guesses[name] = guess
+        if len(guesses) == 1:
+            return f" (did you mean {next(iter(guesses.values()))}?)"
+        hints = ", ".join(f"{guess} for {name}" for name, guess in guesses.items())
+        return f" (did you mean {hints}?)" if hints else ""
+
+
+_UNRECOGNIZED = "unrecognized arguments: "
+
+
+def option_guess(name: str, known: Sequence[str]) -> str | None:
+    """The option ``name`` most likely meant: the one it is a unique prefix of, else the
+    closest spelling (difflib), else None."""
+    starting = [option for option in known if option.startswith(name)]
+    if len(starting) == 1:
+        return starting[0]
+    from ._statuses import closest
+
+    # Compared without the dashes every option shares, which would make any two look alike.
+    guess = closest(name.removeprefix("--"), [option[2:] for option in known])
+    return None if guess is None else f"--{guess}"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -224,7 +224,69 @@ async def test_terminal_typo_and_wait_only_options_are_usage_errors(sim: Simulat
     assert "--terminal needs at least one NC status" in _usage_error(run.err)
     run = await run_ncinfo("--formt", "json", "1", env=cli_env(sim.url))
     assert run.code == 2
-    assert _usage_error(run.err) == "ncinfo: error: unrecognized arguments: --formt"
+    assert _usage_error(run.err) == (
+        "ncinfo: error: unrecognized arguments: --formt (did you mean --format?)"
+    )
+    assert sim.stats()["requests_total"] == 0
+
+
+#: Prefixes argparse would take by default, each a different option's start.
+ABBREVIATIONS = {
+    "--max-rat": "--max-rate",
+    "--no-batc": "--no-batch",
+    "--concurren": "--concurrency",
+    "--fail-o": "--fail-on",
+    "--wait-time": "--wait-timeout",
+    "--insecur": "--insecure",
+}
+
+
+@pytest.mark.parametrize(("typed", "meant"), sorted(ABBREVIATIONS.items()))
+def test_options_are_spelled_whole(
+    typed: str, meant: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An abbreviated option is a usage error naming the whole one, never a silent alias."""
+    parser = build_parser()
+    assert meant in parser._option_string_actions
+    with pytest.raises(SystemExit) as stop:
+        parser.parse_args([typed, "5", "1"] if typed != "--insecur" else [typed, "1"])
+    assert stop.value.code == 2
+    line = capsys.readouterr().err.splitlines()[0]
+    assert line.startswith(f"ncinfo: error: unrecognized arguments: {typed}")
+    assert line.endswith(f"(did you mean {meant}?)")
+
+
+def test_unknown_options_get_a_guess_only_when_one_is_close(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--bogus` gets no guess; two misspellings get one guess each."""
+    parser = build_parser()
+    for argv in (["--bogus", "1"], ["--formt", "json", "--summry", "1"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+    first, _, second, _ = capsys.readouterr().err.splitlines()
+    assert first == "ncinfo: error: unrecognized arguments: --bogus"
+    assert second.endswith("(did you mean --format for --formt, --summary for --summry?)")
+
+
+def test_simulator_options_are_spelled_whole(capsys: pytest.CaptureFixture[str]) -> None:
+    """`ncinfo-sim --job 5` is an error: a misspelt fault flag fails, never runs without it."""
+    from ncinfo_async.sim._cli import build_parser as sim_parser
+
+    with pytest.raises(SystemExit) as stop:
+        sim_parser().parse_args(["--job", "5"])
+    assert stop.value.code == 2
+    assert "unrecognized arguments: --job 5" in capsys.readouterr().err
+
+
+@pytest.mark.asyncio
+async def test_an_abbreviated_option_sends_nothing(sim: Simulator) -> None:
+    """`ncinfo --max-rat 5 1` exits 2 with one line naming --max-rate, before any request."""
+    run = await run_ncinfo("--max-rat", "5", "1", env=cli_env(sim.url))
+    assert run.code == 2
+    assert _usage_error(run.err) == (
+        "ncinfo: error: unrecognized arguments: --max-rat (did you mean --max-rate?)"
+    )
     assert sim.stats()["requests_total"] == 0
 
 

@@ -50,7 +50,9 @@ def _user(text: str) -> tuple[str, str]:
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser; option names are a contract other tools rely on."""
     rate = _bounded(float, 0.0, 1.0)
+    # Options spelled whole: a test that misspells a fault flag must fail, not run without it.
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="ncinfo-sim",
         description="Simulated Altair Accelerator vovserver (REST API v3) for tests and "
         "benchmarks. Prints its base URL as the first line of stdout.",
