@@ -34,6 +34,7 @@ import ssl
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -166,6 +167,59 @@ def console_script(name: str, module: str) -> list[str]:
     return [sys.executable, "-m", module]
 
 
+def make_venv(path: Path) -> Path:
+    """A venv at ``path`` with the project installed from the work tree, not editable.
+
+    Its dependencies are those of the running venv (a ``.pth`` line adds its site-packages
+    after the new venv's own), so the install is quick, needs no index, and times the same
+    aiohttp, anyio and requests as the rest of the benchmarks.  Returns its python.
+    """
+    python = path / "bin" / "python"
+    if not python.exists():
+        base = getattr(sys, "_base_executable", sys.executable)
+        announce(f"creating {path} (pip install --no-deps {REPO_DIR})")
+        subprocess.run([base, "-m", "venv", str(path)], check=True, timeout=300)
+        purelib = subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        deps = sysconfig.get_paths()["purelib"]
+        (Path(purelib) / "_ncbench_deps.pth").write_text(deps + "\n")
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--no-deps", str(REPO_DIR)],
+            check=True,
+            timeout=600,
+        )
+    probe = subprocess.run(
+        [str(python), "-c", "import ncinfo_async; print(ncinfo_async.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=path,  # not the work tree, which `python -c` would put first on sys.path
+    )
+    if str(REPO_DIR) in probe.stdout:
+        raise BenchFailure(f"{path} imports ncinfo_async from the work tree, not an install")
+    return python
+
+
+#: The bin directory of the install ``ncinfo_cmd`` starts (see ``use_install``).
+_ncinfo_bin: Path | None = None
+
+
+def use_install(path: Path) -> Path:
+    """Start ``ncinfo`` from a regular install at ``path`` (``make_venv``) from now on.
+
+    An editable install under ``PYTHONDONTWRITEBYTECODE`` (set on this machine) compiles
+    the package anew at every start, about 0.2 s that a user's install never pays; the
+    benchmarks that count whole-process time run the installed, compiled package instead.
+    """
+    global _ncinfo_bin
+    _ncinfo_bin = make_venv(path).parent
+    return _ncinfo_bin
+
+
 def client_missing() -> str | None:
     """Why the ``ncinfo`` client cannot be benchmarked, or None when it can."""
     return import_problem("ncinfo_async._cli")
@@ -177,7 +231,9 @@ def sim_missing() -> str | None:
 
 
 def ncinfo_cmd() -> list[str]:
-    """Command that starts the ``ncinfo`` client."""
+    """Command that starts the ``ncinfo`` client (from ``use_install``'s install, if any)."""
+    if _ncinfo_bin is not None:
+        return [str(_ncinfo_bin / "ncinfo")]
     return console_script("ncinfo", "ncinfo_async")
 
 

@@ -96,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             jobs=jobs, latency_ms=args.latency, extra_args=[*FROZEN, "--id-lists", "first"]
         ) as first,
     ):
+        h.use_install(tmp / "venv")  # whole-process times: a compiled install, as users run
         ids = h.write_ids(tmp / "ids.txt", jobs)
         one = h.write_ids(tmp / "one.txt", 1, first=jobs // 2)
         for rep, counts in h.rounds(repeat, warmup=not args.quick):

@@ -25,9 +25,7 @@ Examples:
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,43 +42,6 @@ FLOOR = "python -c 'import aiohttp'"
 TARGET_LABEL = "ncinfo https --cacert, cached token"
 #: Target from the issue: the everyday verified-HTTPS call with a cached token.
 MAX_VS_FLOOR = 1.3
-
-
-def make_venv(path: Path) -> Path:
-    """A venv at ``path`` with the project installed from the work tree, not editable.
-
-    Its dependencies are those of the running venv (a ``.pth`` line adds its site-packages
-    after the new venv's own), so the install is quick, needs no index, and times the same
-    aiohttp, anyio and requests as the rest of the benchmarks.  Returns its python.
-    """
-    python = path / "bin" / "python"
-    if not python.exists():
-        base = getattr(sys, "_base_executable", sys.executable)
-        h.announce(f"creating {path} (pip install --no-deps {h.REPO_DIR})")
-        subprocess.run([base, "-m", "venv", str(path)], check=True, timeout=300)
-        purelib = subprocess.run(
-            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        deps = sysconfig.get_paths()["purelib"]
-        (Path(purelib) / "_ncbench_deps.pth").write_text(deps + "\n")
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "--no-deps", str(h.REPO_DIR)],
-            check=True,
-            timeout=600,
-        )
-    probe = subprocess.run(
-        [str(python), "-c", "import ncinfo_async; print(ncinfo_async.__file__)"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=path,  # not the work tree, which `python -c` would put first on sys.path
-    )
-    if str(h.REPO_DIR) in probe.stdout:
-        raise h.BenchFailure(f"{path} imports ncinfo_async from the work tree, not an install")
-    return python
 
 
 def interleaved(
@@ -119,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         h.SimServer(jobs=10) as plain,
         h.SimServer(jobs=10, tls=True) as tls,
     ):
-        python = make_venv(args.venv or tmp / "venv")
+        python = h.make_venv(args.venv or tmp / "venv")
         ncinfo = [str(python.parent / "ncinfo"), "-q"]
         http_env = plain.client_env() | {"USER": h.USER}
         https_env = tls.client_env() | {"USER": h.USER}

@@ -30,7 +30,7 @@ from ._exceptions import (
     TimeoutError,
     TransportError,
 )
-from ._fanout import FanOut, JobResult, _sole_error
+from ._fanout import Chunks, FanOut, JobResult, _sole_error
 from ._limiter import Outcome, RequestLimiter
 from ._protocol import (
     MAX_ID_COST,
@@ -599,7 +599,7 @@ class Client:
 
     def fan_out(
         self,
-        job_ids: Iterable[int] | AsyncIterable[int],
+        job_ids: Iterable[int] | AsyncIterable[int] | Chunks,
         *,
         batch: bool | None = False,
         select: Sequence[str] = ("*",),
@@ -609,7 +609,7 @@ class Client:
         """The fan-out behind ``stream_jobs``, for callers that need to ``stop()`` it.
 
         Args:
-            job_ids: the IDs to fetch.
+            job_ids: the IDs to fetch (``Chunks`` when they arrive a list at a time).
             batch: True fetches many jobs per request through ``/api/v3/query`` (see
                 ``fetch_batch``), even a lone ID; None (the CLI's default) batches whatever
                 IDs are waiting together and sends a lone ID to ``/api/v3/jobs/{id}``;

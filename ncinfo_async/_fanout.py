@@ -1,17 +1,23 @@
 """Bounded fan-out: a fixed pool of workers, exactly one result per distinct job ID.
 
-No task is created per ID: ``workers`` tasks pull IDs from a small queue fed by one reader,
-so memory stays flat for millions of IDs.  Every ID a worker takes is recorded as pending
-before any ``await``, and is removed only once its result is queued; when the run's deadline
-passes or the run is stopped, each pending ID gets an error result, so none is lost and none
-is reported twice.  ``asyncio.Queue`` is used rather than anyio's memory streams because its
-``get`` and ``put`` are cancellation-safe: an item is never half-delivered by a cancellation.
+No task is created per ID: ``workers`` tasks take IDs from a small queue of chunks (lists
+of IDs: one read of stdin, a slice of a list) fed by one reader, so memory stays flat for
+millions of IDs, and the queue is passed once per chunk, not once per ID.  A worker takes
+its batch from the chunks synchronously, so a batch holds consecutive input positions and
+travels as one item: one result item per batch, one reorder step per batch.  Every batch a
+worker takes is recorded as pending before any ``await``, and is removed only once its
+results are queued; when the run's deadline passes or the run is stopped, each pending ID
+gets an error result, so none is lost and none is reported twice.  ``asyncio.Queue`` is
+used rather than anyio's memory streams because its ``get`` and ``put`` are
+cancellation-safe: an item is never half-delivered by a cancellation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import sys
+from collections import deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -22,15 +28,21 @@ from collections.abc import (
     Iterator,
 )
 from contextlib import asynccontextmanager, suppress
+from itertools import islice
 from typing import Final, Literal, Protocol
 
 from ._exceptions import DeadlineExceeded, InterruptedRunError, NcInfoError
 from ._protocol import JobResult
 
-__all__ = ["FanOut", "JobResult"]
+__all__ = ["Chunks", "FanOut", "JobResult"]
 
 #: IDs read ahead of the workers; small, so reading never runs far ahead of fetching.
 _READ_AHEAD: Final = 256
+#: Chunks of a plain iterable: a quarter of the read-ahead (one per-job chunk), so the
+#: queue's two chunks, the one being taken and the one being cut stay within it.
+_LIST_CHUNK: Final = _READ_AHEAD // 4
+#: Chunks waiting in the queue.
+_QUEUED_CHUNKS: Final = 2
 #: Distinct IDs kept in a plain set; past this many they move to a compressed bitmap
 #: (pyroaring, imported only then), which holds millions of IDs in a few KiB.
 SMALL_SEEN: Final = 4096
@@ -46,7 +58,21 @@ class _IdSet(Protocol):
     def __iter__(self) -> Iterator[int]: ...
 
 
+class Chunks:
+    """Job IDs that arrive a list at a time: each read of stdin, or all the arguments.
+
+    A ``FanOut`` given ``Chunks`` queues each list as it comes instead of each ID.
+    """
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: AsyncIterable[list[int]]) -> None:
+        self.source = source
+
+
 Fetch = Callable[[list[int]], Awaitable[list[JobResult]]]
+#: A batch's results, with the input position of its first ID.
+_Done = tuple[int, list[JobResult]]
 
 
 class FanOut:
@@ -54,7 +80,8 @@ class FanOut:
 
     Args:
         fetch: turns a batch of IDs into one result per ID, in the same order.
-        job_ids: the IDs, a plain or async iterable; duplicates are fetched once.
+        job_ids: the IDs: a plain or async iterable, or ``Chunks``; duplicates are
+            fetched once.
         workers: concurrent fetches.
         order: ``input`` or ``completion`` order of results.
         window: in input order, how far results may run ahead of the oldest pending one.
@@ -71,7 +98,7 @@ class FanOut:
     def __init__(
         self,
         fetch: Fetch,
-        job_ids: Iterable[int] | AsyncIterable[int],
+        job_ids: Iterable[int] | AsyncIterable[int] | Chunks,
         *,
         workers: int,
         order: Literal["input", "completion"] = "input",
@@ -91,21 +118,25 @@ class FanOut:
         self._deadline = deadline
         self._deadline_label = deadline if deadline_label is None else deadline_label
         self._batch_budget = batch_budget
-        self._batch_cost = batch_cost or (lambda _job_id: 1)
+        self._batch_cost = batch_cost
         self._batching = batching or (lambda: True)
         self._seen: _IdSet = set()
         self._next_seq = 0
         self._emitted = 0
         self._window_waiters: list[asyncio.Future[None]] = []
-        self._pending: dict[int, int] = {}
+        #: The batches taken and not yet answered, by the input position of their first ID.
+        self._pending: dict[int, list[int]] = {}
+        #: IDs of the chunk being taken, shared by the workers (consumed from the left).
+        self._taking: deque[int] = deque()
+        self._input_ended = False
         self._stop_error: Callable[[int], NcInfoError] | None = None
         #: After a run-level stop, the rest of the input is still read, each ID answered.
         self._drain_after_stop = False
         self._input_closed = False
         self._timeout: asyncio.Timeout | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._results_queue: asyncio.Queue[tuple[int, JobResult] | None] | None = None
-        self._ids_queue: asyncio.Queue[int | None] | None = None
+        self._results_queue: asyncio.Queue[_Done | None] | None = None
+        self._ids_queue: asyncio.Queue[list[int] | None] | None = None
         #: Distinct IDs taken from the input so far.
         self.distinct = 0
         #: Repeated IDs that were skipped.
@@ -154,9 +185,19 @@ class FanOut:
     @asynccontextmanager
     async def run(self) -> AsyncIterator[AsyncIterator[JobResult]]:
         """Start the workers; yield the stream of results; stop everything on exit."""
-        # Enough read-ahead for two full batches, so batches are not cut short by the queue.
-        ids: asyncio.Queue[int | None] = asyncio.Queue(max(_READ_AHEAD, 2 * self._batch_budget))
-        results: asyncio.Queue[tuple[int, JobResult] | None] = asyncio.Queue(self._workers)
+        async with self.run_batches() as batches:
+            yield _each(batches)
+
+    @asynccontextmanager
+    async def run_batches(self) -> AsyncIterator[AsyncIterator[list[JobResult]]]:
+        """Like ``run``, but yield the results a batch at a time (in the order of ``run``)."""
+        # Chunks of single IDs (an async iterable of IDs) need room for two full batches,
+        # so batches are not cut short by the queue.
+        size = _QUEUED_CHUNKS
+        if not isinstance(self._ids, Chunks | Iterable):
+            size = max(_READ_AHEAD, 2 * self._batch_budget)
+        ids: asyncio.Queue[list[int] | None] = asyncio.Queue(size)
+        results: asyncio.Queue[_Done | None] = asyncio.Queue(self._workers)
         self._results_queue, self._ids_queue = results, ids
         stream = self._results(results)
         try:
@@ -172,34 +213,51 @@ class FanOut:
         except BaseExceptionGroup as group_error:
             raise _sole_error(group_error) from None
 
-    async def _read(self, ids: asyncio.Queue[int | None]) -> None:
-        """Copy the input into the bounded ID queue, then mark its end."""
-        if isinstance(self._ids, AsyncIterable):
-            async for job_id in self._ids:
-                await ids.put(job_id)
+    async def _read(self, ids: asyncio.Queue[list[int] | None]) -> None:
+        """Copy the input into the bounded queue, a chunk at a time, then mark its end."""
+        source = self._ids
+        if isinstance(source, Chunks):
+            async for chunk in source.source:
+                if chunk:
+                    await ids.put(chunk)
+        elif isinstance(source, AsyncIterable):
+            async for job_id in source:
+                await ids.put([job_id])
         else:
-            for job_id in self._ids:
-                await ids.put(job_id)
+            size = max(_LIST_CHUNK, self._batch_budget)
+            iterator = iter(source)
+            while chunk := list(islice(iterator, size)):
+                await ids.put(chunk)
         await ids.put(None)
 
-    def _take(self, job_id: int) -> int | None:
-        """Register a new distinct ID as pending; None for a duplicate.  Never awaits."""
-        if job_id in self._seen:
-            self.duplicates += 1
-            return None
-        self._seen.add(job_id)
+    def _take(self, batch: list[int], spent: int, budget: int) -> int:
+        """Move new distinct IDs from the chunk at hand into ``batch`` until ``budget`` is
+        spent (or the chunk is); return what is spent.  Never awaits."""
+        taking, seen, cost = self._taking, self._seen, self._batch_cost
+        while taking and spent < budget:
+            job_id = taking.popleft()
+            if job_id in seen:
+                self.duplicates += 1
+                continue
+            seen.add(job_id)
+            batch.append(job_id)
+            spent += 1 if cost is None else cost(job_id)
+        return spent
+
+    def _register(self, batch: list[int]) -> int:
+        """Record a batch just taken as pending; return the input position of its first ID."""
         seq = self._next_seq
-        self._next_seq += 1
-        self._pending[seq] = job_id
-        self.distinct += 1
-        if self.distinct == SMALL_SEEN:
+        self._pending[seq] = batch
+        self._next_seq += len(batch)
+        self.distinct += len(batch)
+        if self.distinct >= SMALL_SEEN and isinstance(self._seen, set):
             from pyroaring import BitMap64
 
             self._seen = BitMap64(self._seen)
         return seq
 
     async def _work_all(
-        self, ids: asyncio.Queue[int | None], results: asyncio.Queue[tuple[int, JobResult] | None]
+        self, ids: asyncio.Queue[list[int] | None], results: asyncio.Queue[_Done | None]
     ) -> None:
         """Run the workers until the input ends, settle what is left, then mark the end."""
         try:
@@ -211,17 +269,26 @@ class FanOut:
                         group.create_task(self._work(ids, results))
         except builtins.TimeoutError:
             make_error = self._stop_error or self._deadline_error
-            for seq, job_id in sorted(self._pending.items()):
-                await results.put((seq, JobResult(job_id, error=make_error(job_id))))
+            for seq, job_ids in sorted(self._pending.items()):
+                await results.put((seq, [JobResult(i, error=make_error(i)) for i in job_ids]))
             self._pending.clear()
             if self._stop_error is None or self._drain_after_stop:
                 # Deadline or run-level stop: the rest of the input is still owed one result
-                # per ID (until the end of input, or a stop, which wakes this loop).
-                while not self._input_closed and (rest := await ids.get()) is not None:
-                    late = self._take(rest)
-                    if late is not None:
-                        del self._pending[late]
-                        await results.put((late, JobResult(rest, error=make_error(rest))))
+                # per ID (until the end of input, or a stop, which wakes this loop): the
+                # chunk at hand first, then what the reader sends.
+                while True:
+                    late: list[int] = []
+                    self._take(late, 0, sys.maxsize)
+                    if late:
+                        seq = self._register(late)
+                        del self._pending[seq]
+                        await results.put((seq, [JobResult(i, error=make_error(i)) for i in late]))
+                    if self._input_ended or self._input_closed:
+                        break
+                    chunk = await ids.get()
+                    if chunk is None:
+                        break
+                    self._taking.extend(chunk)
         await results.put(None)
 
     def _deadline_error(self, job_id: int) -> NcInfoError:
@@ -230,35 +297,46 @@ class FanOut:
         )
 
     async def _work(
-        self, ids: asyncio.Queue[int | None], results: asyncio.Queue[tuple[int, JobResult] | None]
+        self, ids: asyncio.Queue[list[int] | None], results: asyncio.Queue[_Done | None]
     ) -> None:
-        """One worker: take IDs (a batch at a time), fetch, queue the results."""
-        while batch := await self._next_batch(ids):
+        """One worker: take a batch of IDs, fetch, queue the batch's results."""
+        while taken := await self._next_batch(ids):
+            seq, batch = taken
             if self._in_order:
-                await self._wait_for_window(batch[-1][0])
-            answers = await self._fetch([job_id for _, job_id in batch])
-            for (seq, _), result in zip(batch, answers, strict=True):
-                await results.put((seq, result))
-                del self._pending[seq]
+                await self._wait_for_window(seq + len(batch) - 1)
+            answers = await self._fetch(batch)
+            if len(answers) != len(batch):
+                raise ValueError(f"fetch answered {len(answers)} results for {len(batch)} IDs")
+            await results.put((seq, answers))
+            del self._pending[seq]
 
-    async def _next_batch(self, ids: asyncio.Queue[int | None]) -> list[tuple[int, int]]:
+    async def _next_batch(
+        self, ids: asyncio.Queue[list[int] | None]
+    ) -> tuple[int, list[int]] | None:
         """Wait for at least one new distinct ID; add more that are already waiting.
 
-        A batch grows until its cost reaches the budget.
+        A batch grows until its cost reaches the budget, taking the next queued chunk when
+        one is waiting.  Returns the batch with the input position of its first ID, or None
+        once the input has ended.
         """
-        batch: list[tuple[int, int]] = []
+        budget = self._batch_budget if self._batching() else 1
+        batch: list[int] = []
         spent = 0
         while True:
-            if batch and (ids.empty() or spent >= self._batch_budget or not self._batching()):
-                return batch
-            item = await ids.get()
-            if item is None:
+            spent = self._take(batch, spent, budget)
+            if batch and (
+                spent >= budget or (not self._taking and (self._input_ended or ids.empty()))
+            ):
+                return self._register(batch), batch
+            if not batch and self._input_ended and not self._taking:
+                return None
+            # Only an empty batch waits: IDs taken are registered before any await.
+            chunk = ids.get_nowait() if batch else await ids.get()
+            if chunk is None:
+                self._input_ended = True
                 ids.put_nowait(None)  # leave the end mark for the other workers
-                return batch
-            seq = self._take(item)
-            if seq is not None:
-                batch.append((seq, item))
-                spent += self._batch_cost(item)
+            else:
+                self._taking.extend(chunk)
 
     async def _wait_for_window(self, seq: int) -> None:
         """In input order, keep results from running more than ``window`` ahead."""
@@ -268,10 +346,10 @@ class FanOut:
             await waiter
 
     async def _results(
-        self, results: asyncio.Queue[tuple[int, JobResult] | None]
-    ) -> AsyncGenerator[JobResult]:
-        """Yield results, restoring input order through a bounded buffer if asked."""
-        waiting: dict[int, JobResult] = {}
+        self, results: asyncio.Queue[_Done | None]
+    ) -> AsyncGenerator[list[JobResult]]:
+        """Yield batches of results, restoring input order through a bounded buffer if asked."""
+        waiting: dict[int, list[JobResult]] = {}
         while (item := await results.get()) is not None:
             if not self._in_order:
                 yield item[1]
@@ -279,13 +357,20 @@ class FanOut:
             waiting[item[0]] = item[1]
             while self._emitted in waiting:
                 ready = waiting.pop(self._emitted)
-                self._emitted += 1
+                self._emitted += len(ready)
                 if self._window_waiters:
                     for waiter in self._window_waiters:
                         if not waiter.done():
                             waiter.set_result(None)
                     self._window_waiters.clear()
                 yield ready
+
+
+async def _each(batches: AsyncIterator[list[JobResult]]) -> AsyncGenerator[JobResult]:
+    """The results of a stream of batches, one at a time."""
+    async for batch in batches:
+        for result in batch:
+            yield result
 
 
 def _sole_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -79,11 +79,17 @@ class LineParser:
         self.line_number += 1
         if len(raw) > MAX_LINE_BYTES:
             return Malformed(self.line_number, f"line longer than {MAX_LINE_BYTES} bytes")
+        # The common case, a bare ID (padded or not), read without decoding: ``bytes.isdigit``
+        # is ASCII digits only, as ``parse_job_id`` requires.
+        bare = raw.strip()
+        if len(bare) <= MAX_ID_DIGITS and bare.isdigit() and (value := int(bare)):
+            self._seen_content = True
+            return value
         try:
             line = raw.decode("utf-8").strip()
         except UnicodeDecodeError:
             return Malformed(self.line_number, "line is not valid UTF-8")
-        if line.isascii() and line.isdigit():  # the common case: one bare ID per line
+        if line.isascii() and line.isdigit():  # digits the fast path left: 0, or too long
             self._seen_content = True
             try:
                 return parse_job_id(line)

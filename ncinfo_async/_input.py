@@ -191,6 +191,12 @@ class InputIds:
         return self._ids()
 
     async def _ids(self) -> AsyncIterator[int]:
+        async for chunk in self.chunks():
+            for job_id in chunk:
+                yield job_id
+
+    async def chunks(self) -> AsyncIterator[list[int]]:
+        """The IDs a read at a time (each list non-empty): one hop per read, not per ID."""
         kind = _input_kind(self._fd)
         private = _open_terminal(self._fd) if kind == "terminal" else None
         fd = self._fd if private is None else private
@@ -210,8 +216,8 @@ class InputIds:
                     continue
                 if not lines:
                     return
-                for job_id in parse_lines(lines, parser, self._malformed):
-                    yield job_id
+                if ids := parse_lines(lines, parser, self._malformed):
+                    yield ids
             self.left_unread = True
         finally:
             restore_blocking()

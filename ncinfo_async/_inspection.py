@@ -25,6 +25,7 @@ from ._exitcodes import (
     EXIT_USAGE,
     exit_status,
 )
+from ._fanout import Chunks
 from ._input import InputIds, MalformedLog, restore_blocking
 from ._password import password_prompt, prompt_from_tty
 from ._protocol import JobResult, Token
@@ -167,10 +168,14 @@ class Inspection:
         #: The input, when it can be told to stop reading (stdin).
         self._input: InputIds | None = None
 
-    async def main(self, ids: AsyncIterable[int]) -> int:
-        """The whole run; SIGINT/SIGTERM stop it cleanly at any stage, login included."""
+    async def main(self, ids: InputIds | AsyncIterable[list[int]]) -> int:
+        """The whole run; SIGINT/SIGTERM stop it cleanly at any stage, login included.
+
+        ``ids`` is stdin's reader, or the IDs in lists (each list non-empty).
+        """
         self._started = anyio.current_time()
-        self._input = ids if isinstance(ids, InputIds) else None
+        if isinstance(ids, InputIds):
+            self._input, ids = ids, ids.chunks()
         try:
             async with (
                 Client(
@@ -185,7 +190,7 @@ class Inspection:
             ):
                 group.start_soon(self._watch_signals)
                 group.start_soon(self._end_input_at_deadline)
-                status = await self._guarded(client, ids)
+                status = await self._guarded(client, aiter(ids))
                 group.cancel_scope.cancel()
         except NcInfoError as exc:  # closing the session failed
             self.console.error(str(exc))
@@ -199,7 +204,7 @@ class Inspection:
             )
         return self.signal_exit if self.signal_exit is not None else status
 
-    async def _guarded(self, client: Client, ids: AsyncIterable[int]) -> int:
+    async def _guarded(self, client: Client, ids: AsyncIterator[list[int]]) -> int:
         """Run the inspection; a run-level error becomes one message and exit status 2."""
         try:
             return await self._inspect(client, ids)
@@ -235,14 +240,13 @@ class Inspection:
             )
         return not (login.cancelled_caught or timer.cancelled_caught)
 
-    async def _inspect(self, client: Client, ids: AsyncIterable[int]) -> int:
-        iterator = aiter(ids)
+    async def _inspect(self, client: Client, chunks: AsyncIterator[list[int]]) -> int:
         first = None
         # Input may stay open with nothing on it: signals and the deadline end this wait too.
         with anyio.CancelScope() as reading:
             self._stop = lambda _reason: reading.cancel()
             with anyio.move_on_after(self._remaining()):
-                first = await anext(iterator, None)
+                first = await anext(chunks, None)
         if first is None:
             if self.signal_exit is None:
                 self.console.error(self._no_ids_message())
@@ -251,13 +255,13 @@ class Inspection:
             # No token: each ID read so far is still owed its result.
             if self._input is not None:
                 self._input.stop_reading()  # the IDs already read still come out, at once
-            unsent = [first, *[job_id async for job_id in iterator]]
+            unsent = [*first, *[job_id async for chunk in chunks for job_id in chunk]]
             self.console.out.write(self.renderer.start())
             self._report_unsent(unsent)
             self.summary.malformed = self.malformed.count
             self._finish()
             return EXIT_USAGE  # after a signal, the signal's own status wins
-        source = _chain(first, iterator)
+        source = _chain(first, chunks)
         bar = self._progress_bar()
         try:
             self.console.out.write(self.renderer.start())
@@ -270,7 +274,7 @@ class Inspection:
             else:
                 # What the login left of the deadline; messages name the deadline given.
                 fan = client.fan_out(
-                    source,
+                    Chunks(source),
                     batch=self.plan.batch,
                     select=self.plan.select,
                     deadline=self._remaining(),
@@ -310,13 +314,13 @@ class Inspection:
         for job_id in distinct:
             self._emit(JobResult(job_id, error=make_error(job_id)))
 
-    async def _read_all(self, source: AsyncIterator[int]) -> list[int]:
+    async def _read_all(self, chunks: AsyncIterable[list[int]]) -> list[int]:
         """Every ID of the input (for ``--wait``); a first signal ends the reading."""
         job_ids: list[int] = []
         with anyio.CancelScope() as reading:
             self._stop = lambda _reason: reading.cancel()
-            async for job_id in source:
-                job_ids.append(job_id)
+            async for chunk in chunks:
+                job_ids.extend(chunk)
         return job_ids
 
     async def _end_input_at_deadline(self) -> None:
@@ -329,11 +333,11 @@ class Inspection:
     async def _stream(self, fan: FanOut, bar: _Progress | None) -> None:
         """Render results as they arrive; a first signal stops the fan-out cleanly."""
         self._stop = fan.stop
-        async with fan.run() as results:
-            async for result in results:
-                self._emit(result)
+        async with fan.run_batches() as batches:
+            async for batch in batches:
+                self._emit_all(batch)
                 if bar is not None:
-                    bar.update()
+                    bar.update(len(batch))
                 if fan.caught_up:
                     # Nothing else is ready: show what we have (a pipe's reader, `tail -f`,
                     # a slow producer) instead of holding it in the output buffer.
@@ -390,8 +394,20 @@ class Inspection:
             )
 
     def _emit(self, result: JobResult) -> None:
-        self.summary.add(result)
-        self.console.out.write(self.renderer.result(result))
+        self._emit_all((result,))
+
+    def _emit_all(self, batch: Sequence[JobResult]) -> None:
+        """Render and count a batch of results; note each one's error, status and fields."""
+        self.summary.add_all(batch)
+        self.console.out.write(self.renderer.results(batch))
+        # Most runs have no --fail-on and no --fields to check: only errors need a look then.
+        look_at_all = bool(self._fail_on or self._missing_fields)
+        for result in batch:
+            if look_at_all or result.error is not None:
+                self._note(result)
+
+    def _note(self, result: JobResult) -> None:
+        """What one result means beyond its output: a --fail-on hit, fields seen, an error."""
         error = result.error
         if error is None:
             fields = result.fields or {}
@@ -513,10 +529,10 @@ def _signal_name(status: int) -> str:
     return next(sig.name for sig, code in _SIGNAL_EXIT.items() if code == status)
 
 
-async def _chain(first: int, rest: AsyncIterator[int]) -> AsyncIterator[int]:
+async def _chain(first: list[int], rest: AsyncIterator[list[int]]) -> AsyncIterator[list[int]]:
     yield first
-    async for job_id in rest:
-        yield job_id
+    async for chunk in rest:
+        yield chunk
 
 
 class _Progress(Protocol):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -64,13 +64,19 @@ class Summary:
 
     def add(self, result: JobResult) -> None:
         """Count one result."""
-        self.requested += 1
-        if result.error is not None:
-            self.failed[result.error.kind] += 1
-        else:
-            self.found += 1
-            fields = result.fields or {}
-            self.by_status[str(fields.get("STATUSNC", fields.get("STATUS", "")))] += 1
+        self.add_all((result,))
+
+    def add_all(self, results: Sequence[JobResult]) -> None:
+        """Count a batch of results."""
+        self.requested += len(results)
+        by_status = self.by_status
+        for result in results:
+            if result.error is not None:
+                self.failed[result.error.kind] += 1
+            else:
+                self.found += 1
+                fields = result.fields or {}
+                by_status[str(fields.get("STATUSNC", fields.get("STATUS", "")))] += 1
 
     def as_dict(self) -> dict[str, JsonValue]:
         """A JSON-ready view, keys sorted for stable output."""
@@ -153,6 +159,10 @@ class Renderer:
         """Text for one result."""
         raise NotImplementedError
 
+    def results(self, batch: Sequence[JobResult]) -> str:
+        """Text for a batch of results: the same as ``result`` for each, joined."""
+        return "".join([self.result(result) for result in batch])
+
     def finish(self, summary: Summary | None) -> str:
         """Text after the last result; ``summary`` when a summary was asked for."""
         return summary.lines() if summary is not None else ""
@@ -196,6 +206,13 @@ class NdjsonRenderer(Renderer):
     def result(self, result: JobResult) -> str:
         return _compact(result_object(result, self.fields)) + "\n"
 
+    def results(self, batch: Sequence[JobResult]) -> str:
+        # One decode per batch instead of one per line: bulk runs write thousands of lines.
+        dumps, fields, newline = orjson.dumps, self.fields, orjson.OPT_APPEND_NEWLINE
+        return b"".join(
+            [dumps(result_object(result, fields), option=newline) for result in batch]
+        ).decode()
+
     def finish(self, summary: Summary | None) -> str:
         return ""  # a summary line would not be a result; the CLI sends it to stderr
 
@@ -231,18 +248,24 @@ class CsvRenderer(Renderer):
         super().__init__(fields)
         self.columns = [name.upper() for name in (fields or SEED_FIELDS)]
 
-    def _row(self, cells: Sequence[str]) -> str:
+    def _rows(self, rows: Iterable[Sequence[str]]) -> str:
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow(cells)
+        csv.writer(buffer, lineterminator="\n").writerows(rows)
         return buffer.getvalue()
 
     def start(self) -> str:
-        return self._row(self.columns)
+        return self._rows([self.columns])
 
     def result(self, result: JobResult) -> str:
-        if result.fields is None:
-            return ""
-        return self._row([_text(_value(result.fields, name)) for name in self.columns])
+        return self.results((result,))
+
+    def results(self, batch: Sequence[JobResult]) -> str:
+        columns = self.columns
+        return self._rows(
+            [_text(_value(result.fields, name)) for name in columns]
+            for result in batch
+            if result.fields is not None
+        )
 
     def finish(self, summary: Summary | None) -> str:
         return ""  # would break the CSV; the CLI sends the summary to stderr

@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, TypeVarTuple, Unpack
 
 import anyio
@@ -14,7 +14,7 @@ import anyio
 from ._exceptions import ConfigError, InputError, NcInfoError
 from ._exitcodes import EXIT_OK, EXIT_USAGE
 from ._ids import LineParser, parse_job_id
-from ._input import LineReader, MalformedLog, parse_lines, read_ids, restore_blocking
+from ._input import InputIds, LineReader, MalformedLog, parse_lines, read_ids, restore_blocking
 from ._inspection import Console, Inspection, Plan
 from ._password import read_password_file
 from ._protocol import SEED_FIELDS, Token, is_loopback_host
@@ -116,9 +116,10 @@ def strict_ids(fd: int) -> list[int]:
     return ids
 
 
-async def _as_async(ids: Iterable[int]) -> AsyncIterator[int]:
-    for job_id in ids:
-        yield job_id
+async def _as_chunks(ids: list[int]) -> AsyncIterator[list[int]]:
+    """The IDs as one chunk (none when there are none), as the run reads its input."""
+    if ids:
+        yield ids
 
 
 def run_async(
@@ -178,24 +179,24 @@ def run_cli(
             console.notice("cached token removed" if removed else "no cached token to remove")
             return EXIT_OK
         fields = parse_fields(options.fields, options.format)
-        ids: AsyncIterable[int]
+        ids: InputIds | AsyncIterable[list[int]]
         explicit = [arg for arg in options.job_ids if arg != "-"]
         where = None
         if options.where is not None:
             where = check_rule(options.where)
-            ids, total = _as_async([]), None
+            ids, total = _as_chunks([]), None
         elif explicit:
             if "-" in options.job_ids:
                 raise ConfigError("give job IDs as arguments or '-' for stdin, not both")
             listed = [parse_job_id(arg) for arg in explicit]
-            ids, total = _as_async(listed), len(listed)
+            ids, total = _as_chunks(listed), len(listed)
         else:
             if os.isatty(sys.stdin.fileno()):
                 # Otherwise `ncinfo` alone on a terminal seems to hang.
                 console.notice("reading job IDs from the terminal; end with Ctrl-D")
             if options.strict:
                 listed = strict_ids(sys.stdin.fileno())
-                ids, total = _as_async(listed), len(listed)
+                ids, total = _as_chunks(listed), len(listed)
             else:
                 ids, total = read_ids(sys.stdin.fileno(), malformed), None
     except NcInfoError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import anyio
@@ -21,7 +21,7 @@ __all__ = ["RuleInspection"]
 class RuleInspection(Inspection):
     """An ``Inspection`` whose jobs come from ``plan.where`` (``--where``), not from IDs."""
 
-    async def _inspect(self, client: Client, ids: AsyncIterable[int]) -> int:
+    async def _inspect(self, client: Client, chunks: AsyncIterator[list[int]]) -> int:
         assert self.plan.where is not None
         if not await self._login(client):
             return EXIT_USAGE  # a signal (its own exit status wins) or the deadline

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ncinfo_async._exceptions import DeadlineExceeded, InterruptedRunError
-from ncinfo_async._fanout import _READ_AHEAD, SMALL_SEEN, FanOut, JobResult
+from ncinfo_async._fanout import _READ_AHEAD, SMALL_SEEN, Chunks, FanOut, JobResult
 
 
 def fetcher(delays: dict[int, float] | None = None, *, seed: int = 1):  # type: ignore[no-untyped-def]
@@ -282,3 +282,82 @@ async def test_batches_shrink_to_one_id_once_batching_is_given_up() -> None:
     results = await collect(fan)
     assert [result.job_id for result in results] == list(range(1, 101))
     assert sizes == [10] + [1] * 90
+
+
+@pytest.mark.asyncio
+async def test_chunks_are_batched_across_their_edges_in_input_order() -> None:
+    """Chunked input (stdin's reads) batches across chunk edges, duplicates once, in order."""
+    sizes: list[int] = []
+
+    async def fetch(batch: list[int]) -> list[JobResult]:
+        sizes.append(len(batch))
+        await asyncio.sleep(0)
+        return [JobResult(job_id, fields={"IDINT": job_id}) for job_id in batch]
+
+    async def reads() -> AsyncIterator[list[int]]:
+        for start in range(1, 1001, 7):  # reads of 7 IDs, each repeating the one before
+            yield [max(1, start - 1), *range(start, min(start + 7, 1001))]
+
+    fan = FanOut(fetch, Chunks(reads()), workers=3, batch_budget=50)
+    async with asyncio.timeout(30), fan.run_batches() as batches:
+        got = [batch async for batch in batches]
+    assert [r.job_id for batch in got for r in batch] == list(range(1, 1001))
+    assert fan.duplicates == 143  # one repeat per read
+    assert max(sizes) <= 50
+    assert sum(sizes) == 1000
+    assert any(size > 7 for size in sizes)  # batches grew past one read's 7 new IDs
+    assert sorted(map(len, got)) == sorted(sizes)  # each batch's results travel together
+
+
+@pytest.mark.asyncio
+async def test_endless_chunked_input_is_read_a_bounded_way_ahead() -> None:
+    """Chunks are read ahead by at most the queue's two, plus the one being taken."""
+    reads = 0
+
+    async def endless() -> AsyncIterator[list[int]]:
+        nonlocal reads
+        start = 1
+        while True:
+            reads += 1
+            yield list(range(start, start + 1000))
+            start += 1000
+
+    async def slow(batch: list[int]) -> list[JobResult]:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    fan = FanOut(slow, Chunks(endless()), workers=4)
+    async with asyncio.timeout(30), fan.run() as stream:
+        await asyncio.sleep(0.05)
+        fan.stop("test")
+        results = [result async for result in stream]
+    assert [r.job_id for r in results] == [1, 2, 3, 4]  # the IDs the workers held
+    assert reads <= 4
+
+
+@pytest.mark.asyncio
+async def test_a_deadline_answers_the_rest_of_the_chunk_at_hand() -> None:
+    """IDs read in a chunk but not yet taken get DeadlineExceeded at the deadline, each once."""
+
+    async def reads() -> AsyncIterator[list[int]]:
+        yield list(range(1, 5001))
+
+    async def never(batch: list[int]) -> list[JobResult]:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    async with asyncio.timeout(30):
+        results = await collect(FanOut(never, Chunks(reads()), workers=2, deadline=0.1))
+    assert [r.job_id for r in results] == list(range(1, 5001))
+    assert all(isinstance(r.error, DeadlineExceeded) for r in results)
+
+
+@pytest.mark.asyncio
+async def test_a_fetch_answering_the_wrong_count_is_an_error() -> None:
+    """A fetch that drops a result fails the run loudly instead of misattributing results."""
+
+    async def short(batch: list[int]) -> list[JobResult]:
+        return [JobResult(job_id, fields={}) for job_id in batch[1:]]
+
+    with pytest.raises(ValueError, match="answered 9 results for 10 IDs"):
+        await collect(FanOut(short, range(1, 11), workers=1, batch_budget=10))

@@ -136,3 +136,26 @@ ERROR_ONLY = {
 def test_every_format_renders_an_error_only_run(fmt: str) -> None:
     """When every job failed: the error where the format carries errors, else only a header."""
     assert render(fmt, [MISSING]) == ERROR_ONLY[fmt]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fields", [None, ["id", "statusnc", "priority"], ["*"]])
+def test_a_batch_renders_as_its_results_one_by_one(fmt: str, fields: list[str] | None) -> None:
+    """`results(batch)` writes exactly what `result` writes for each, in every format."""
+    quoted = JobResult(7, fields={**(JOB.fields or {}), "COMMAND": 'say "a,b"\nbye', "IDINT": 7})
+    batch = [JOB, MISSING, quoted, JOB]
+    one_by_one = make_renderer(fmt, fields)  # type: ignore[arg-type]
+    batched = make_renderer(fmt, fields)  # type: ignore[arg-type]
+    expected = one_by_one.start() + "".join(one_by_one.result(r) for r in batch)
+    assert batched.start() + batched.results(batch) == expected
+    assert batched.finish(None) == one_by_one.finish(None)
+
+
+def test_summary_counts_a_batch_as_its_results() -> None:
+    """Summary.add_all counts found, failed by kind and status exactly as add does."""
+    batch = [JOB, MISSING, JOB]
+    total = Summary()
+    total.add_all(batch)
+    assert (total.requested, total.found) == (3, 2)
+    assert dict(total.failed) == {"not_found": 1}
+    assert dict(total.by_status) == {"Running": 2}
