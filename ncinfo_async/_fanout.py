@@ -66,6 +66,8 @@ class FanOut:
             the batched query mode charges the ID's length in its URL.
         batching: asked before each batch grows past one ID; once it says False, every
             batch is a single ID (a client that gave up batched queries mid-run).
+        fetch_one: with a ``batch_budget`` of 1, turns one ID into its result, used instead
+            of ``fetch`` (no list each way, no batch to gather: the per-job hot path).
     """
 
     def __init__(
@@ -81,8 +83,10 @@ class FanOut:
         batch_budget: int = 1,
         batch_cost: Callable[[int], int] | None = None,
         batching: Callable[[], bool] | None = None,
+        fetch_one: Callable[[int], Awaitable[JobResult]] | None = None,
     ) -> None:
         self._fetch = fetch
+        self._fetch_one = fetch_one if batch_budget == 1 else None
         self._ids = job_ids
         self._workers = workers
         self._in_order = order == "input"
@@ -207,8 +211,9 @@ class FanOut:
                 if self._stop_error is not None:
                     raise builtins.TimeoutError
                 async with asyncio.TaskGroup() as group:
+                    work = self._work if self._fetch_one is None else self._work_one
                     for _ in range(self._workers):
-                        group.create_task(self._work(ids, results))
+                        group.create_task(work(ids, results))
         except builtins.TimeoutError:
             make_error = self._stop_error or self._deadline_error
             for seq, job_id in sorted(self._pending.items()):
@@ -241,6 +246,33 @@ class FanOut:
                 await results.put((seq, result))
                 del self._pending[seq]
 
+    async def _work_one(
+        self, ids: asyncio.Queue[int | None], results: asyncio.Queue[tuple[int, JobResult] | None]
+    ) -> None:
+        """One worker taking one ID at a time: ``_work`` with ``fetch_one`` and no lists.
+
+        ``get_nowait``/``put_nowait`` when the queue allows it: ``Queue.get`` and ``put``
+        do not suspend then either, so this only saves a coroutine per call.
+        """
+        fetch_one = self._fetch_one
+        assert fetch_one is not None
+        while True:
+            item = await ids.get() if ids.empty() else ids.get_nowait()
+            if item is None:
+                ids.put_nowait(None)  # leave the end mark for the other workers
+                return
+            seq = self._take(item)
+            if seq is None:
+                continue
+            if self._in_order and seq >= self._emitted + self._window:
+                await self._wait_for_window(seq)
+            result = await fetch_one(item)
+            if results.full():
+                await results.put((seq, result))
+            else:
+                results.put_nowait((seq, result))
+            del self._pending[seq]
+
     async def _next_batch(self, ids: asyncio.Queue[int | None]) -> list[tuple[int, int]]:
         """Wait for at least one new distinct ID; add more that are already waiting.
 
@@ -272,7 +304,9 @@ class FanOut:
     ) -> AsyncGenerator[JobResult]:
         """Yield results, restoring input order through a bounded buffer if asked."""
         waiting: dict[int, JobResult] = {}
-        while (item := await results.get()) is not None:
+        while (
+            item := await results.get() if results.empty() else results.get_nowait()
+        ) is not None:
             if not self._in_order:
                 yield item[1]
                 continue

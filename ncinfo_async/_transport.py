@@ -9,11 +9,11 @@ import asyncio
 import builtins
 import logging
 import ssl
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Final
 
 import aiohttp
+from yarl import URL
 
 from ._exceptions import (
     CertificateError,
@@ -165,13 +165,22 @@ def _slow_connect_trace() -> aiohttp.TraceConfig:
     return trace
 
 
-@dataclass(frozen=True, slots=True)
 class Answer:
-    """A complete HTTP answer: status, body and the ``Retry-After`` header."""
+    """A complete HTTP answer: status, body and the ``Retry-After`` header.
 
-    status: int
-    body: bytes
-    retry_after: str | None
+    A plain slotted class rather than a frozen dataclass: one is made per request, and the
+    frozen ``__init__`` (``object.__setattr__`` per field) costs several times more.
+    """
+
+    __slots__ = ("body", "retry_after", "status")
+
+    def __init__(self, status: int, body: bytes, retry_after: str | None) -> None:
+        self.status = status
+        self.body = body
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return f"Answer(status={self.status}, body=<{len(self.body)} bytes>)"
 
 
 def translate(exc: BaseException, url: str, job_id: int | None) -> NcInfoError:
@@ -221,6 +230,7 @@ async def send(
     method: str,
     url: str,
     *,
+    target: URL | None = None,
     headers: dict[str, str] | None = None,
     data: dict[str, str] | None = None,
     json: JsonValue = None,
@@ -229,6 +239,9 @@ async def send(
 ) -> Answer:
     """Send one request and read its whole body, refusing bodies over ``max_body`` bytes.
 
+    ``target`` is ``url`` as a ready ``yarl.URL`` (saves aiohttp parsing the string);
+    ``url`` is what errors name.
+
     Raises:
         TransportError: (and subclasses) no complete answer.
         ResponseFormatError: the body is too large or the bytes are not HTTP.
@@ -236,7 +249,7 @@ async def send(
     try:
         async with session.request(
             method,
-            url,
+            url if target is None else target,
             headers=headers,
             data=data,
             json=json,
