@@ -19,6 +19,8 @@ from ._exceptions import InputError
 MAX_ID_DIGITS: Final = 18
 #: A line longer than this is not ``nc list`` output; it is reported, not parsed.
 MAX_LINE_BYTES: Final = 4096
+#: IDs below this have at most ``MAX_ID_DIGITS`` significant digits.
+_ID_LIMIT: Final = 10**MAX_ID_DIGITS
 
 _SUBMITTED = re.compile(r"^Job <(\d+)> is submitted\b")
 _RULE = re.compile(r"^[\s\-=+|_~*]+$")
@@ -79,6 +81,11 @@ class LineParser:
         self.line_number += 1
         if len(raw) > MAX_LINE_BYTES:
             return Malformed(self.line_number, f"line longer than {MAX_LINE_BYTES} bytes")
+        if raw.isdigit():  # bytes: ASCII digits only; the common case, one bare ID per line
+            value = int(raw)
+            if 0 < value < _ID_LIMIT:
+                self._seen_content = True
+                return value  # no decoding, no strip: the slow path below says the same
         try:
             line = raw.decode("utf-8").strip()
         except UnicodeDecodeError:

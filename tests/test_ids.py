@@ -69,3 +69,12 @@ def test_words_after_the_first_line_are_malformed() -> None:
     parser = LineParser()
     assert parser.feed(b"12\n") == 12
     assert isinstance(parser.feed(b"STATUS\n"), Malformed)
+
+
+@pytest.mark.parametrize(
+    "digits",
+    [b"1138", b"000001138", b"0", b"000", b"9" * 18, b"1" + b"0" * 18, b"0" * 30 + b"42"],
+)
+def test_a_bare_id_line_reads_as_the_same_line_with_spaces(digits: bytes) -> None:
+    """A line of digits only (read without decoding) gives what the general path gives."""
+    assert LineParser().feed(digits) == LineParser().feed(b" " + digits + b"\r")
