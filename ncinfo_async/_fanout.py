@@ -178,9 +178,13 @@ class FanOut:
 
     async def _read(self, ids: asyncio.Queue[int | None]) -> None:
         """Copy the input into the bounded ID queue, then mark its end."""
+        # put_nowait while there is room: ``Queue.put`` would not suspend then either.
         if isinstance(self._ids, AsyncIterable):
             async for job_id in self._ids:
-                await ids.put(job_id)
+                if ids.full():
+                    await ids.put(job_id)
+                else:
+                    ids.put_nowait(job_id)
         else:
             for job_id in self._ids:
                 await ids.put(job_id)

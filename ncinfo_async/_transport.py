@@ -255,35 +255,37 @@ async def send(
             json=json,
             allow_redirects=False,
         ) as response:
-            return await _read(response, url, job_id, max_body)
+            # The usual answer, with a Content-Length, is read here (no coroutine more per
+            # request); one without is read in chunks, each counted against ``max_body``.
+            length = response.content_length
+            if length is None:
+                body = await _read_chunks(response, url, job_id, max_body)
+            elif length > max_body:
+                raise ResponseFormatError(
+                    f"answer of {length} bytes exceeds the {max_body}-byte limit",
+                    url=url,
+                    job_id=job_id,
+                )
+            else:
+                body = await response.read()
+            return Answer(response.status, body, response.headers.get("Retry-After"))
     except NcInfoError:
         raise
     except (aiohttp.ClientError, OSError, builtins.TimeoutError) as exc:
         raise translate(exc, url, job_id) from exc
 
 
-async def _read(
+async def _read_chunks(
     response: aiohttp.ClientResponse, url: str, job_id: int | None, max_body: int
-) -> Answer:
-    """The whole body of an answer, refusing more than ``max_body`` bytes."""
-    length = response.content_length
-    if length is not None:
-        if length > max_body:
+) -> bytes:
+    """The whole body of an answer without a Content-Length, refusing over ``max_body``."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > max_body:
             raise ResponseFormatError(
-                f"answer of {length} bytes exceeds the {max_body}-byte limit",
-                url=url,
-                job_id=job_id,
+                f"answer exceeds the {max_body}-byte limit", url=url, job_id=job_id
             )
-        body = await response.read()
-    else:
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > max_body:
-                raise ResponseFormatError(
-                    f"answer exceeds the {max_body}-byte limit", url=url, job_id=job_id
-                )
-            parts.append(chunk)
-        body = b"".join(parts)
-    return Answer(response.status, body, response.headers.get("Retry-After"))
+        parts.append(chunk)
+    return b"".join(parts)
