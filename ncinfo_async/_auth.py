@@ -60,6 +60,8 @@ class TokenManager:
         self._margin = margin
         self._clock = clock
         self._token: Token | None = None
+        #: ``(token, generation)`` of the current token, built once per token for ``ready``.
+        self._held: tuple[Token, int] | None = None
         self._renew_at: float | None = None
         self._generation = 0
         self._failure: AuthError | None = None
@@ -82,6 +84,32 @@ class TokenManager:
     def generation(self) -> int:
         """The current token's generation (0 before the first token)."""
         return self._generation
+
+    def ready(self) -> tuple[Token, int] | None:
+        """The token and its generation if a request may be sent with it right now, else None.
+
+        Right now means without awaiting anything: a token is held, the server has accepted
+        it, it is not due for renewal and no refusal is recorded.  Otherwise ``current``
+        decides (and may wait); the per-job fast path asks this first.
+        """
+        held = self._held
+        if held is None or not self.confirmed:
+            return None
+        renew_at = self._renew_at
+        if renew_at is not None and self._clock() >= renew_at:
+            return None
+        return held
+
+    def use(self, token: Token) -> None:
+        """Use ``token`` from now on, unconfirmed, as if it came from a cache.
+
+        The token request that failed before (a refused password) is forgotten, so the next
+        401 may renew again.  Requests held behind the previous token's probe are released
+        and see the new token: one of them becomes its probe.  A renewal already in flight
+        still installs its token when it completes (it is newer).
+        """
+        self._failure = None
+        self._install(token, confirmed=False)
 
     async def current(self, *, send: bool = True) -> tuple[Token, int]:
         """Return a usable token and its generation, renewing first if it is about to expire.
@@ -143,6 +171,7 @@ class TokenManager:
                 return token, self._generation
             except AuthError as exc:
                 self._failure = renewal.error = exc
+                self._held = None  # ``ready`` says no from now on: ``current`` raises this
                 self._release_probe()
                 raise
             except NcInfoError as exc:
@@ -155,6 +184,7 @@ class TokenManager:
     def _install(self, token: Token, *, confirmed: bool) -> None:
         self._token = token
         self._generation += 1
+        self._held = (token, self._generation)
         self.confirmed = confirmed
         self._release_probe()
         if token.expires_at is None:

@@ -13,9 +13,10 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeGuard, TypeVar
 
 import anyio
+from yarl import URL
 
 from ._auth import TokenManager
 from ._exceptions import (
@@ -70,6 +71,8 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _OVERLOAD_STATUSES = frozenset({429, 503})
 _log = logging.getLogger("ncinfo_async")
 _T = TypeVar("_T")
+#: The errors ``_with_retries`` may try again after (when their ``retryable`` says so).
+_Retryable: TypeAlias = TransportError | HTTPStatusError | ResponseFormatError
 #: Seconds ``aclose`` waits for the connections to report closed (they are aborted at once).
 _CLOSE_WAIT = 2.0
 
@@ -87,7 +90,7 @@ class _JobClock:
     __slots__ = ("_budget", "_cancelling", "_expired", "_handle", "_loop", "_started", "_task")
 
     def __init__(self, task: asyncio.Task[object], budget: float) -> None:
-        # Weak: the clock is the value of a WeakKeyDictionary keyed by this task.
+        # Weak: an armed timer holds the clock, and must not keep a finished task alive.
         self._task = weakref.ref(task)
         self._loop = task.get_loop()
         self._budget = budget
@@ -135,14 +138,29 @@ class _JobClock:
             self._handle = self._loop.call_at(due, self._check)
 
 
-@dataclass(frozen=True, slots=True)
 class Request:
-    """One API request as the retry loop resends it."""
+    """One API request as the retry loop resends it.
 
-    method: str
-    url: str
-    json: JsonValue
-    job_id: int | None
+    A plain slotted class: one is made per job, and a frozen dataclass's ``__init__`` costs
+    several times more.  ``target`` is the URL as aiohttp gets it, pre-encoded, when the
+    caller built one; ``url`` is always the string that errors and the log name.
+    """
+
+    __slots__ = ("job_id", "json", "method", "target", "url")
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        json: JsonValue,
+        job_id: int | None,
+        target: URL | None = None,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.json = json
+        self.job_id = job_id
+        self.target = target
 
 
 @dataclass(slots=True)
@@ -214,11 +232,14 @@ class Client:
         #: The error that stopped the run, once one has (see ``halted``).
         self._halted: NcInfoError | None = None
         self._breaker = Breaker(breaker_threshold(settings.concurrency))
+        #: The base URL as yarl parsed it once, for job URLs built without re-parsing.
+        self._base_url = URL(settings.url)
+        self._auth_headers: tuple[Token, dict[str, str]] | None = None
         self._fan_outs: weakref.WeakSet[FanOut] = weakref.WeakSet()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._clocks: weakref.WeakKeyDictionary[asyncio.Task[object], _JobClock] = (
-            weakref.WeakKeyDictionary()
-        )
+        #: A plain dict, emptied by each task's done callback: a WeakKeyDictionary lookup
+        #: builds a weak reference per job.
+        self._clocks: dict[asyncio.Task[object], _JobClock] = {}
 
     async def __aenter__(self) -> Client:
         if self._session is None:
@@ -256,12 +277,9 @@ class Client:
 
     def set_token(self, token: Token) -> None:
         """Use this token from now on (a 401 still renews it with the password)."""
-        self._auth = TokenManager(
-            self._request_token,
-            margin=self.settings.refresh_margin,
-            initial=token,
-            clock=self._clock,
-        )
+        # The same manager, so requests held behind a probe of the previous token are
+        # released to the new one instead of waiting on a manager nobody settles.
+        self._auth.use(token)
         _log_cached(token, "given")
 
     @property
@@ -353,15 +371,101 @@ class Client:
         Returns the final answer whatever its status, except retryable statuses that
         exhausted their attempts, which raise ``HTTPStatusError``.
         """
-        url = self.settings.url + path
-        request = Request(method.upper(), url, json, job_id)
+        return await self._request(Request(method.upper(), self.settings.url + path, json, job_id))
+
+    async def _request(self, request: Request) -> Answer:
+        """``request``'s work: a short first attempt when nothing needs waiting for.
+
+        With a confirmed token that is not due for renewal and a free slot in the limiter,
+        the first attempt is sent from here, without the retry and re-authentication layers
+        (one coroutine per job instead of six: see benchmarks/README.md, *Profiles*).  Only
+        a failure, a 401 or a retryable status hands over to ``_with_retries`` and
+        ``_authorized``, from where the attempt stands: the attempt already made counts as
+        the first of ``settings.attempts``, and its 401 as the first send with its token.
+        """
+        ready = self._auth.ready()
+        if (
+            ready is None
+            or self._halted is not None
+            or (epoch := self.limiter.try_acquire()) is None
+        ):
+            return await self._full(request)  # something to wait for: the full path from the start
+        token, generation = ready
+        started = time.monotonic()
+        self.stats.requests += 1
+        outcome: Outcome = "other"
+        failed: _Retryable | None = None
+        try:
+            answer = await send(
+                self.session,
+                request.method,
+                request.url,
+                target=request.target,
+                headers=self._headers_for(token),
+                json=request.json,
+                max_body=self.settings.max_body,
+                job_id=request.job_id,
+            )
+            outcome = "overload" if answer.status in _OVERLOAD_STATUSES else "ok"
+        except NcInfoError as exc:
+            if _refused(exc):
+                outcome = "overload"
+            error = self._no_answer(exc, request.job_id)
+            if error is not exc:
+                raise error from exc
+            if request.method not in _IDEMPOTENT or not _retryable(exc):
+                raise
+            failed = exc
+        finally:
+            # Before any hand-over: the full path takes a slot of its own for each send.
+            self.limiter.release(epoch, outcome)
+        if failed is None:
+            self._breaker.answered()
+            self._answered(request, token, answer)
+            if answer.status == 401:
+                return await self._full(request, resume=(token, generation, answer))
+            if answer.status not in RETRY_STATUSES:
+                return answer
+            failed = _status_error(request, answer)
+            if request.method not in _IDEMPOTENT:
+                raise failed
+        return await self._full(request, failed=failed, started=started)
+
+    async def _full(
+        self,
+        request: Request,
+        *,
+        resume: tuple[Token, int, Answer] | None = None,
+        failed: _Retryable | None = None,
+        started: float | None = None,
+    ) -> Answer:
+        """The full path: ``_authorized`` under ``_with_retries`` for idempotent methods.
+
+        ``resume`` continues a first attempt that got a 401 (its token, generation and
+        answer); ``failed`` is a first attempt's retryable failure, retried from attempt 2.
+        """
         if request.method not in _IDEMPOTENT:
-            return await self._authorized(request)
+            return await self._authorized(request, resume)
+
+        async def attempt() -> Answer:
+            nonlocal resume
+            resumed, resume = resume, None
+            return await self._authorized(request, resumed)
+
         return await self._with_retries(
-            lambda: self._authorized(request), f"{request.method} {url}"
+            attempt, f"{request.method} {request.url}", failed=failed, started=started
         )
 
-    async def _authorized(self, request: Request) -> Answer:
+    def _headers_for(self, token: Token) -> dict[str, str]:
+        """The request headers for ``token``: one dict per token, not one per request."""
+        held = self._auth_headers
+        if held is None or held[0] is not token:
+            held = self._auth_headers = (token, {"Authorization": token.header})
+        return held[1]
+
+    async def _authorized(
+        self, request: Request, resume: tuple[Token, int, Answer] | None = None
+    ) -> Answer:
         """Send with the current token; after a 401, resend with a newer one.
 
         A 401 means the token is expired or revoked.  The request is resent whenever a token
@@ -369,16 +473,23 @@ class Client:
         requests met the same token), up to ``settings.attempts`` sends, so any number of
         revocations during a run are survived.  The 401 is final only when those sends are
         used up (the token is still renewed, for the requests that follow); a refused token
-        request raises ``AuthError``.
+        request raises ``AuthError``.  ``resume`` is a first send already made (see
+        ``_request``): its token, generation and 401 answer.
         """
-        token, generation = await self._auth.current()
+        # The manager of this send: ``set_token`` may replace the token meanwhile.
+        auth = self._auth
+        if resume is None:
+            token, generation = await auth.current()
+        else:
+            token, generation, answer = resume
         try:
+            if resume is None:
+                answer = await self._send(request, token)
             sends = 1
-            answer = await self._send(request, token)
             while answer.status == 401:
-                if not self._auth.confirmed and generation == self._auth.generation:
+                if not auth.confirmed and generation == auth.generation:
                     _log.info("the cached token was refused (401); requesting a new one")
-                token, generation = await self._auth.renew(generation)
+                token, generation = await auth.renew(generation)
                 if sends >= self.settings.attempts:
                     break
                 self.stats.reauthentications += 1
@@ -386,15 +497,9 @@ class Client:
                 answer = await self._send(request, token)
         finally:
             # Whatever happened, an unconfirmed token stops holding other requests back.
-            self._auth.settle(generation)
+            auth.settle(generation)
         if answer.status in RETRY_STATUSES:
-            raise http_status_error(
-                answer.status,
-                answer.body,
-                url=request.url,
-                job_id=request.job_id,
-                retry_after=parse_retry_after(answer.retry_after),
-            )
+            raise _status_error(request, answer)
         return answer
 
     async def _send(self, request: Request, token: Token) -> Answer:
@@ -405,7 +510,8 @@ class Client:
             answer = await self._transmit(
                 request.method,
                 request.url,
-                headers={"Authorization": token.header},
+                target=request.target,
+                headers=self._headers_for(token),
                 json=request.json,
                 job_id=request.job_id,
             )
@@ -416,7 +522,13 @@ class Client:
             raise
         finally:
             self.limiter.release(epoch, outcome)
-        self.stats.statuses[answer.status] = self.stats.statuses.get(answer.status, 0) + 1
+        self._answered(request, token, answer)
+        return answer
+
+    def _answered(self, request: Request, token: Token, answer: Answer) -> None:
+        """Count an answer by status, and log it with ``-v``."""
+        statuses = self.stats.statuses
+        statuses[answer.status] = statuses.get(answer.status, 0) + 1
         if _log.isEnabledFor(logging.INFO):
             # Never the Authorization value: only its scheme, and the token's length.
             _log.info(
@@ -429,13 +541,13 @@ class Client:
             _log.debug(
                 "  Authorization: %s:<redacted %d chars>", token.token_type, len(token.access_token)
             )
-        return answer
 
     async def _transmit(
         self,
         method: str,
         url: str,
         *,
+        target: URL | None = None,
         headers: dict[str, str] | None = None,
         data: dict[str, str] | None = None,
         json: JsonValue = None,
@@ -449,25 +561,35 @@ class Client:
                 self.session,
                 method,
                 url,
+                target=target,
                 headers=headers,
                 data=data,
                 json=json,
                 max_body=self.settings.max_body,
                 job_id=job_id,
             )
-        except ConnectError as exc:
-            if not exc.retryable:
-                # An untrusted certificate or a TLS mismatch: every request would meet it.
-                raise self._halt(exc, job_id) from exc
-            if self._breaker.failed(timed_out=False):
-                raise self._halt(self._unreachable(exc), job_id) from exc
-            raise
-        except TimeoutError as exc:
-            if self._breaker.failed(timed_out=True):
-                raise self._halt(self._unreachable(exc), job_id) from exc
-            raise
+        except NcInfoError as exc:
+            error = self._no_answer(exc, job_id)
+            if error is exc:
+                raise
+            raise error from exc
         self._breaker.answered()
         return answer
+
+    def _no_answer(self, exc: NcInfoError, job_id: int | None) -> NcInfoError:
+        """What an attempt that got no answer raises: ``exc``, or the error that halts the run.
+
+        Connect failures and timeouts feed the run-level breaker; an untrusted certificate
+        or a TLS mismatch halts at once, since every request would meet it.
+        """
+        if isinstance(exc, ConnectError):
+            if not exc.retryable:
+                return self._halt(exc, job_id)
+            if self._breaker.failed(timed_out=False):
+                return self._halt(self._unreachable(exc), job_id)
+        elif isinstance(exc, TimeoutError) and self._breaker.failed(timed_out=True):
+            return self._halt(self._unreachable(exc), job_id)
+        return exc
 
     def _unreachable(self, last: NcInfoError) -> ServerUnreachable:
         return ServerUnreachable(
@@ -493,42 +615,54 @@ class Client:
         error.job_id = job_id
         return error
 
-    async def _with_retries(self, attempt: Callable[[], Awaitable[_T]], what: str) -> _T:
+    async def _with_retries(
+        self,
+        attempt: Callable[[], Awaitable[_T]],
+        what: str,
+        *,
+        failed: _Retryable | None = None,
+        started: float | None = None,
+    ) -> _T:
         """Run ``attempt`` until it answers, retrying transport errors and 429/5xx.
 
         Capped exponential backoff with full jitter; a ``Retry-After`` replaces the backoff;
         no more than ``settings.attempts`` tries and no wait past the job budget.  ``what``
-        names the request in the log.
+        names the request in the log.  ``failed``: a first attempt already made failed so
+        (retryably), at ``started`` (``time.monotonic()``); the next attempt is the second.
         """
         settings = self.settings
-        started = time.monotonic()
+        if started is None:
+            started = time.monotonic()
         retry = 0
         while True:
-            try:
-                return await attempt()
-            except (TransportError, HTTPStatusError, ResponseFormatError) as exc:
-                if not exc.retryable:
-                    raise
-                retry += 1
-                wait = exc.retry_after
-                if wait is None:
-                    wait = backoff_delay(
-                        retry,
-                        base=settings.backoff_base,
-                        cap=settings.backoff_cap,
-                        draw=self._random.random(),
-                    )
-                spent = time.monotonic() - started
-                if retry >= settings.attempts or spent + wait > settings.job_budget:
-                    raise
-                _log.info(
-                    "retry %d/%d of %s in %.2f s: %s",
-                    retry + 1,
-                    settings.attempts,
-                    what,
-                    wait,
-                    exc.message,
+            if failed is None:
+                try:
+                    return await attempt()
+                except (TransportError, HTTPStatusError, ResponseFormatError) as exc:
+                    if not exc.retryable:
+                        raise
+                    failed = exc
+            error, failed = failed, None
+            retry += 1
+            wait = error.retry_after
+            if wait is None:
+                wait = backoff_delay(
+                    retry,
+                    base=settings.backoff_base,
+                    cap=settings.backoff_cap,
+                    draw=self._random.random(),
                 )
+            spent = time.monotonic() - started
+            if retry >= settings.attempts or spent + wait > settings.job_budget:
+                raise error
+            _log.info(
+                "retry %d/%d of %s in %.2f s: %s",
+                retry + 1,
+                settings.attempts,
+                what,
+                wait,
+                error.message,
+            )
             self.stats.retries += 1
             await anyio.sleep(wait)
 
@@ -541,13 +675,15 @@ class Client:
             AuthError: the credentials were refused; the run cannot go on.
         """
         path = job_path(job_id)
+        url = self.settings.url + path
         clock = self._job_clock()
         clock.start()
         try:
-            answer = await self.get(path, job_id=job_id)
-            fields: JobFields = parse_job(
-                answer.status, answer.body, job_id=job_id, url=self.settings.url + path
-            )
+            # Handed to aiohttp as a URL already encoded: a job path needs no quoting, and
+            # yarl would otherwise split and quote every URL string again.
+            target = self._base_url.with_path(path, encoded=True)
+            answer = await self._request(Request("GET", url, None, job_id, target))
+            fields: JobFields = parse_job(answer.status, answer.body, job_id=job_id, url=url)
         except AuthError:
             raise
         except NcInfoError as exc:
@@ -560,7 +696,7 @@ class Client:
                 error=TimeoutError(
                     f"no answer within the {self.settings.job_budget:g} s job budget",
                     job_id=job_id,
-                    url=self.settings.url + path,
+                    url=url,
                 ),
             )
         finally:
@@ -578,7 +714,13 @@ class Client:
         clock = self._clocks.get(task)
         if clock is None:
             clock = self._clocks[task] = _JobClock(task, self.settings.job_budget)
+            task.add_done_callback(self._forget_clock)
         return clock
+
+    def _forget_clock(self, task: asyncio.Task[object]) -> None:
+        clock = self._clocks.pop(task, None)
+        if clock is not None:
+            clock.close()
 
     def stream_jobs(
         self, job_ids: Iterable[int] | AsyncIterable[int]
@@ -649,6 +791,7 @@ class Client:
             batch_cost=cost,
             # Once batches are given up, workers take one ID at a time again.
             batching=lambda: self.batch_refused is None,
+            fetch_one=self.fetch_job if batch is False else None,
         )
         # A run-level stop (see ``halted``) answers the fan-out's unanswered IDs at once.
         if self._halted is not None:
@@ -781,3 +924,19 @@ def _refused(error: BaseException) -> bool:
             return True
         seen = seen.__cause__
     return False
+
+
+def _retryable(error: NcInfoError) -> TypeGuard[_Retryable]:
+    """Whether ``_with_retries`` would try again after ``error``."""
+    return isinstance(error, _Retryable) and bool(error.retryable)
+
+
+def _status_error(request: Request, answer: Answer) -> HTTPStatusError:
+    """The error for an answer with a retryable status (429, 5xx)."""
+    return http_status_error(
+        answer.status,
+        answer.body,
+        url=request.url,
+        job_id=request.job_id,
+        retry_after=parse_retry_after(answer.retry_after),
+    )

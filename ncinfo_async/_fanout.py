@@ -93,6 +93,8 @@ class FanOut:
             the batched query mode charges the ID's length in its URL.
         batching: asked before each batch grows past one ID; once it says False, every
             batch is a single ID (a client that gave up batched queries mid-run).
+        fetch_one: with a ``batch_budget`` of 1, turns one ID into its result, used instead
+            of ``fetch`` (no list each way, no batch to gather: the per-job hot path).
     """
 
     def __init__(
@@ -108,8 +110,10 @@ class FanOut:
         batch_budget: int = 1,
         batch_cost: Callable[[int], int] | None = None,
         batching: Callable[[], bool] | None = None,
+        fetch_one: Callable[[int], Awaitable[JobResult]] | None = None,
     ) -> None:
         self._fetch = fetch
+        self._fetch_one = fetch_one if batch_budget == 1 else None
         self._ids = job_ids
         self._workers = workers
         self._in_order = order == "input"
@@ -221,8 +225,12 @@ class FanOut:
                 if chunk:
                     await ids.put(chunk)
         elif isinstance(source, AsyncIterable):
+            # put_nowait while there is room: ``Queue.put`` would not suspend then either.
             async for job_id in source:
-                await ids.put([job_id])
+                if ids.full():
+                    await ids.put([job_id])
+                else:
+                    ids.put_nowait([job_id])
         else:
             size = max(_LIST_CHUNK, self._batch_budget)
             iterator = iter(source)
@@ -265,8 +273,9 @@ class FanOut:
                 if self._stop_error is not None:
                     raise builtins.TimeoutError
                 async with asyncio.TaskGroup() as group:
+                    work = self._work if self._fetch_one is None else self._work_one
                     for _ in range(self._workers):
-                        group.create_task(self._work(ids, results))
+                        group.create_task(work(ids, results))
         except builtins.TimeoutError:
             make_error = self._stop_error or self._deadline_error
             for seq, job_ids in sorted(self._pending.items()):
@@ -310,6 +319,28 @@ class FanOut:
             await results.put((seq, answers))
             del self._pending[seq]
 
+    async def _work_one(
+        self, ids: asyncio.Queue[list[int] | None], results: asyncio.Queue[_Done | None]
+    ) -> None:
+        """One worker taking one ID at a time: ``_work`` with ``fetch_one`` (no list to
+        fetch, no count to check: the per-job hot path).
+
+        ``put_nowait`` when the queue has room: ``Queue.put`` would not suspend then either,
+        so this only saves a coroutine per job.
+        """
+        fetch_one = self._fetch_one
+        assert fetch_one is not None
+        while taken := await self._next_batch(ids):
+            seq, batch = taken
+            if self._in_order and seq >= self._emitted + self._window:
+                await self._wait_for_window(seq)
+            done = (seq, [await fetch_one(batch[0])])
+            if results.full():
+                await results.put(done)
+            else:
+                results.put_nowait(done)
+            del self._pending[seq]
+
     async def _next_batch(
         self, ids: asyncio.Queue[list[int] | None]
     ) -> tuple[int, list[int]] | None:
@@ -350,7 +381,9 @@ class FanOut:
     ) -> AsyncGenerator[list[JobResult]]:
         """Yield batches of results, restoring input order through a bounded buffer if asked."""
         waiting: dict[int, list[JobResult]] = {}
-        while (item := await results.get()) is not None:
+        while (
+            item := await results.get() if results.empty() else results.get_nowait()
+        ) is not None:
             if not self._in_order:
                 yield item[1]
                 continue

@@ -19,6 +19,8 @@ from ._exceptions import InputError
 MAX_ID_DIGITS: Final = 18
 #: A line longer than this is not ``nc list`` output; it is reported, not parsed.
 MAX_LINE_BYTES: Final = 4096
+#: IDs below this have at most ``MAX_ID_DIGITS`` significant digits.
+_ID_LIMIT: Final = 10**MAX_ID_DIGITS
 
 _SUBMITTED = re.compile(r"^Job <(\d+)> is submitted\b")
 _RULE = re.compile(r"^[\s\-=+|_~*]+$")
@@ -80,11 +82,13 @@ class LineParser:
         if len(raw) > MAX_LINE_BYTES:
             return Malformed(self.line_number, f"line longer than {MAX_LINE_BYTES} bytes")
         # The common case, a bare ID (padded or not), read without decoding: ``bytes.isdigit``
-        # is ASCII digits only, as ``parse_job_id`` requires.
+        # is ASCII digits only, as ``parse_job_id`` requires; the slow path says the same.
         bare = raw.strip()
-        if len(bare) <= MAX_ID_DIGITS and bare.isdigit() and (value := int(bare)):
-            self._seen_content = True
-            return value
+        if bare.isdigit():
+            value = int(bare)  # at most MAX_LINE_BYTES digits: within int()'s digit limit
+            if 0 < value < _ID_LIMIT:
+                self._seen_content = True
+                return value
         try:
             line = raw.decode("utf-8").strip()
         except UnicodeDecodeError:

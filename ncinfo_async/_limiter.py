@@ -48,6 +48,18 @@ class RequestLimiter:
         """Requests allowed in flight now."""
         return self.aimd.limit
 
+    def try_acquire(self) -> int | None:
+        """Take a slot if one is free now and nobody waits; return its epoch, else None.
+
+        Never waits, so it cannot be cancelled half-way: the fast path of a request asks it
+        first and awaits ``acquire`` only when it says None.  With a rate cap it always says
+        None, since every start must be paced.
+        """
+        if self._waiters or self.in_flight >= self.aimd.limit or self._bucket is not None:
+            return None
+        self.in_flight += 1
+        return self.aimd.epoch
+
     async def acquire(self) -> int:
         """Wait for a slot (and the rate cap); return the epoch to pass to ``release``."""
         if self._waiters or self.in_flight >= self.aimd.limit:

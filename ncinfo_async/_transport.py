@@ -9,11 +9,11 @@ import asyncio
 import builtins
 import logging
 import ssl
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Final
 
 import aiohttp
+from yarl import URL
 
 from ._exceptions import (
     CertificateError,
@@ -165,13 +165,22 @@ def _slow_connect_trace() -> aiohttp.TraceConfig:
     return trace
 
 
-@dataclass(frozen=True, slots=True)
 class Answer:
-    """A complete HTTP answer: status, body and the ``Retry-After`` header."""
+    """A complete HTTP answer: status, body and the ``Retry-After`` header.
 
-    status: int
-    body: bytes
-    retry_after: str | None
+    A plain slotted class rather than a frozen dataclass: one is made per request, and the
+    frozen ``__init__`` (``object.__setattr__`` per field) costs several times more.
+    """
+
+    __slots__ = ("body", "retry_after", "status")
+
+    def __init__(self, status: int, body: bytes, retry_after: str | None) -> None:
+        self.status = status
+        self.body = body
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return f"Answer(status={self.status}, body=<{len(self.body)} bytes>)"
 
 
 def translate(exc: BaseException, url: str, job_id: int | None) -> NcInfoError:
@@ -221,6 +230,7 @@ async def send(
     method: str,
     url: str,
     *,
+    target: URL | None = None,
     headers: dict[str, str] | None = None,
     data: dict[str, str] | None = None,
     json: JsonValue = None,
@@ -229,6 +239,9 @@ async def send(
 ) -> Answer:
     """Send one request and read its whole body, refusing bodies over ``max_body`` bytes.
 
+    ``target`` is ``url`` as a ready ``yarl.URL`` (saves aiohttp parsing the string);
+    ``url`` is what errors name.
+
     Raises:
         TransportError: (and subclasses) no complete answer.
         ResponseFormatError: the body is too large or the bytes are not HTTP.
@@ -236,41 +249,43 @@ async def send(
     try:
         async with session.request(
             method,
-            url,
+            url if target is None else target,
             headers=headers,
             data=data,
             json=json,
             allow_redirects=False,
         ) as response:
-            return await _read(response, url, job_id, max_body)
+            # The usual answer, with a Content-Length, is read here (no coroutine more per
+            # request); one without is read in chunks, each counted against ``max_body``.
+            length = response.content_length
+            if length is None:
+                body = await _read_chunks(response, url, job_id, max_body)
+            elif length > max_body:
+                raise ResponseFormatError(
+                    f"answer of {length} bytes exceeds the {max_body}-byte limit",
+                    url=url,
+                    job_id=job_id,
+                )
+            else:
+                body = await response.read()
+            return Answer(response.status, body, response.headers.get("Retry-After"))
     except NcInfoError:
         raise
     except (aiohttp.ClientError, OSError, builtins.TimeoutError) as exc:
         raise translate(exc, url, job_id) from exc
 
 
-async def _read(
+async def _read_chunks(
     response: aiohttp.ClientResponse, url: str, job_id: int | None, max_body: int
-) -> Answer:
-    """The whole body of an answer, refusing more than ``max_body`` bytes."""
-    length = response.content_length
-    if length is not None:
-        if length > max_body:
+) -> bytes:
+    """The whole body of an answer without a Content-Length, refusing over ``max_body``."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > max_body:
             raise ResponseFormatError(
-                f"answer of {length} bytes exceeds the {max_body}-byte limit",
-                url=url,
-                job_id=job_id,
+                f"answer exceeds the {max_body}-byte limit", url=url, job_id=job_id
             )
-        body = await response.read()
-    else:
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > max_body:
-                raise ResponseFormatError(
-                    f"answer exceeds the {max_body}-byte limit", url=url, job_id=job_id
-                )
-            parts.append(chunk)
-        body = b"".join(parts)
-    return Answer(response.status, body, response.headers.get("Retry-After"))
+        parts.append(chunk)
+    return b"".join(parts)

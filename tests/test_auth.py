@@ -280,3 +280,38 @@ async def test_settling_another_generation_leaves_a_cached_token_unconfirmed() -
     assert not waiter.done()
     manager.settle(generation)
     assert (await waiter)[0] is cached
+
+
+@pytest.mark.asyncio
+async def test_ready_only_for_a_confirmed_token_not_due_for_renewal() -> None:
+    """ready() gives the token without awaiting only when current() would not wait or ask."""
+    source = Source()
+    manager = TokenManager(source, margin=60.0, clock=lambda: source.now)
+    assert manager.ready() is None  # no token yet
+    token, generation = await manager.current()
+    assert manager.ready() == (token, generation)
+    source.now = token.expires_at - 61  # type: ignore[operator]
+    assert manager.ready() == (token, generation)
+    source.now += 1  # within the margin: due for renewal
+    assert manager.ready() is None
+    cached = Token("Bearer", "cached", source.now + 3600)
+    unconfirmed = TokenManager(source, margin=60.0, initial=cached, clock=lambda: source.now)
+    assert unconfirmed.ready() is None  # the server has not accepted it yet
+    unconfirmed.settle(unconfirmed.generation)
+    assert unconfirmed.ready() == (cached, 1)
+
+
+@pytest.mark.asyncio
+async def test_ready_says_no_after_a_refused_renewal_until_a_token_is_given() -> None:
+    """After a refusal ready() is None (current() raises it); use() starts afresh."""
+    source = Source()
+    manager = TokenManager(source, margin=60.0, clock=lambda: source.now)
+    _, generation = await manager.current()
+    source.refuse = True
+    with pytest.raises(AuthError):
+        await manager.renew(generation)
+    assert manager.ready() is None
+    given = Token("Bearer", "given", None)
+    manager.use(given)
+    assert manager.ready() is None  # unconfirmed, as a cached token
+    assert await manager.current() == (given, generation + 1)

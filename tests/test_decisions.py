@@ -54,6 +54,7 @@ def answer(mock: aioresponses, url: str, status: int, **kwargs: Any) -> None:
     mock.get(url, status=status, body=kwargs.pop("body", body), **kwargs)
 
 
+@pytest.mark.parametrize("login", [False, True], ids=["token-on-demand", "logged-in"])
 @pytest.mark.parametrize("attempts", [1, 2, 3])
 @pytest.mark.parametrize(
     ("status", "retried", "kind"),
@@ -69,13 +70,21 @@ def answer(mock: aioresponses, url: str, status: int, **kwargs: Any) -> None:
         (504, True, "http_status"),
     ],
 )
-async def test_status_by_attempts(status: int, retried: bool, kind: str, attempts: int) -> None:
-    """Each status is sent once or retried up to --attempts; the result names the outcome."""
+async def test_status_by_attempts(
+    status: int, retried: bool, kind: str, attempts: int, login: bool
+) -> None:
+    """Each status is sent once or retried up to --attempts; the result names the outcome.
+
+    Logged in first, the first attempt takes the short path and hands a retryable status
+    over to the retry loop: the attempt it made still counts.
+    """
     with aioresponses() as mock:
         mock.post(TOKEN, payload=GOOD_TOKEN)
-        for _ in range(attempts):
+        for _ in range(attempts + 1):
             answer(mock, job_url(1), status)
         async with Client(settings(attempts=attempts)) as client:
+            if login:
+                await client.authenticate()
             result = await client.fetch_job(1)
         assert sent(mock, "GET", job_url(1)) == (attempts if retried else 1)
     assert (result.error.kind if result.error else "ok") == kind
@@ -98,6 +107,7 @@ async def test_a_retryable_status_then_an_answer(failures: int, attempts: int, o
     assert result.ok is ok
 
 
+@pytest.mark.parametrize("login", [False, True], ids=["token-on-demand", "logged-in"])
 @pytest.mark.parametrize(
     ("rejections", "attempts", "ok", "tokens"),
     [
@@ -109,10 +119,11 @@ async def test_a_retryable_status_then_an_answer(failures: int, attempts: int, o
     ],
 )
 async def test_401_by_token_generation(
-    rejections: int, attempts: int, ok: bool, tokens: int
+    rejections: int, attempts: int, ok: bool, tokens: int, login: bool
 ) -> None:
     """A 401 is resent with a newer token within the attempts; each 401 on the newest
-    token costs exactly one token request."""
+    token costs exactly one token request.  Logged in first, the 401 meets the short first
+    attempt, which hands over to the renewal as its first send."""
     with aioresponses() as mock:
         mock.post(TOKEN, payload=GOOD_TOKEN, repeat=True)
         for _ in range(rejections):
@@ -120,6 +131,8 @@ async def test_401_by_token_generation(
         answer(mock, job_url(1), 200)
         answer(mock, job_url(2), 200, body=job_table(2))
         async with Client(settings(attempts=attempts)) as client:
+            if login:
+                await client.authenticate()
             result = await client.fetch_job(1)
             # The next request uses the newest token at once.
             assert (await client.fetch_job(2)).ok

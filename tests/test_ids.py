@@ -73,8 +73,8 @@ def test_words_after_the_first_line_are_malformed() -> None:
 
 @pytest.mark.parametrize(
     "line",
-    [b"1138\n", b"000001138\r\n", b"  42  \n", b"9" * 18, b"0", b"0000\n", b"1" * 19,
-     b"0" * 30 + b"5", "\u0661\u0662".encode(), b"12a"],
+    [b"1138\n", b"000001138\r\n", b"  42  \n", b"1138", b"9" * 18, b"0", b"0000\n", b"1" * 19,
+     b"1" + b"0" * 18, b"0" * 30 + b"5", "\u0661\u0662".encode(), b"12a"],
 )  # fmt: skip
 def test_bare_id_lines_read_without_decoding_as_the_general_path(line: bytes) -> None:
     """A bare-digits line gets the same answer from the byte fast path as from parse_job_id."""

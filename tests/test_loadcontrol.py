@@ -229,3 +229,29 @@ def test_gate_under_a_rate_cap_starts_at_the_rate_ceiling() -> None:
     assert RequestLimiter(64, max_rate=200).limit == 10
     assert RequestLimiter(64, adapt=False, max_rate=200).limit == 10
     assert RequestLimiter(64).limit == 64
+
+
+def test_gate_try_acquire_takes_a_free_slot_and_never_overtakes() -> None:
+    """try_acquire takes a slot only when one is free and nobody waits; never with a rate cap."""
+    gate = RequestLimiter(2, adapt=False)
+    assert gate.try_acquire() == gate.aimd.epoch
+    assert gate.try_acquire() is not None
+    assert gate.in_flight == 2
+    assert gate.try_acquire() is None  # full
+    assert gate.in_flight == 2
+    gate.release(0, "ok")
+    assert gate.try_acquire() is not None
+    assert RequestLimiter(2, max_rate=100.0).try_acquire() is None  # every start is paced
+
+
+@pytest.mark.asyncio
+async def test_gate_try_acquire_leaves_a_freed_slot_to_a_waiter() -> None:
+    """A slot freed while someone waits goes to the waiter, not to try_acquire."""
+    gate = RequestLimiter(1, adapt=False)
+    epoch = await gate.acquire()
+    waiter = asyncio.create_task(gate.acquire())
+    await asyncio.sleep(0)
+    gate.release(epoch, "ok")  # handed to the waiter
+    assert gate.try_acquire() is None
+    await waiter
+    assert gate.in_flight == 1

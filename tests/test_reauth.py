@@ -16,9 +16,12 @@ import pytest
 
 from ncinfo_async import Client, Settings
 from ncinfo_async._fanout import JobResult
+from ncinfo_async._protocol import Token
 from ncinfo_async._tokencache import TokenCache
 
 from .cliutil import assert_clean_exit, cli_env, run_ncinfo, start_ncinfo
+from .rawservers import RawServer, job_table, response
+from .simutil import until
 
 if TYPE_CHECKING:
     from ncinfo_async.sim import Simulator
@@ -244,3 +247,40 @@ async def test_verbose_logs_a_connection_still_pending_after_a_second() -> None:
     assert f"still connecting for POST http://127.0.0.1:{port}/api/v3/token after 1 s" in run.err
     assert run.err.count("ncinfo: error:") == 1
     assert_clean_exit(run.err)
+
+
+class HeldFirstJob(RawServer):
+    """Holds its answer to the first job GET until ``release`` is set; answers the rest at
+    once, whatever token they carry."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def job(
+        self, job_id: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        if self.job_requests == 1:
+            await self.release.wait()
+        writer.write(response(200, job_table(job_id)))
+        await writer.drain()
+        return True
+
+
+async def test_set_token_during_a_cached_tokens_probe_releases_the_held_requests() -> None:
+    """set_token while a cached token's one admitted request is in flight: the requests held
+    behind that probe go on with the new token instead of waiting forever."""
+    server = HeldFirstJob()
+    cached = Token("Bearer", "cached.token.x", None)
+    async with server as url, Client(settings(url, concurrency=4), token=cached) as client:
+        async with asyncio.timeout(HANG):  # only a hang guard
+            jobs = [asyncio.create_task(client.fetch_job(job_id)) for job_id in (1, 2, 3)]
+            await until(lambda: server.job_requests == 1, what="the probe was not sent")
+            assert not any(job.done() for job in jobs)
+            client.set_token(Token("Bearer", "given.token.x", None))
+            # The held requests go out with the given token while the probe is still held.
+            await until(lambda: server.job_requests == 3, what="held requests still held")
+            server.release.set()
+            results = await asyncio.gather(*jobs)
+    assert [(result.job_id, result.ok) for result in results] == [(1, True), (2, True), (3, True)]
+    assert server.token_requests == 0
