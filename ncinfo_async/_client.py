@@ -484,7 +484,7 @@ class Client:
             token, generation, answer = resume
         try:
             if resume is None:
-                answer = await self._send(request, token)
+                answer, token, generation = await self._send(request, token, generation)
             sends = 1
             while answer.status == 401:
                 if not auth.confirmed and generation == auth.generation:
@@ -494,7 +494,7 @@ class Client:
                     break
                 self.stats.reauthentications += 1
                 sends += 1
-                answer = await self._send(request, token)
+                answer, token, generation = await self._send(request, token, generation)
         finally:
             # Whatever happened, an unconfirmed token stops holding other requests back.
             auth.settle(generation)
@@ -502,8 +502,19 @@ class Client:
             raise _status_error(request, answer)
         return answer
 
-    async def _send(self, request: Request, token: Token) -> Answer:
+    async def _send(
+        self, request: Request, token: Token, generation: int
+    ) -> tuple[Answer, Token, int]:
+        """One send through the limiter; returns the answer and the token it carried.
+
+        The wait for a slot can be long (``--max-rate``, an overloaded server): a token
+        renewed meanwhile is taken at the moment of sending, or every request that waited
+        would carry the revoked one into a 401 of its own.
+        """
         epoch = await self.limiter.acquire()
+        newest = self._auth.ready()
+        if newest is not None and newest[1] > generation:
+            token, generation = newest
         outcome: Outcome = "other"
         try:
             self.stats.requests += 1
@@ -523,7 +534,7 @@ class Client:
         finally:
             self.limiter.release(epoch, outcome)
         self._answered(request, token, answer)
-        return answer
+        return answer, token, generation
 
     def _answered(self, request: Request, token: Token, answer: Answer) -> None:
         """Count an answer by status, and log it with ``-v``."""

@@ -78,6 +78,35 @@ async def test_every_revocation_during_a_run_costs_one_token_and_no_job(
     assert stats["unauthorized"] >= revocations
 
 
+async def test_requests_waiting_for_the_rate_cap_take_the_renewed_token(
+    sim_factory: SimFactory,
+) -> None:
+    """Under --max-rate, a revocation costs a 401 per request already sent, not per waiter.
+
+    50 workers queue at a cap of 100 requests/s; each took the token before it waited.  A
+    waiter whose turn comes after the renewal sends the new token, not the revoked one.
+    """
+    jobs = 300
+    sim = await sim_factory(jobs=jobs)
+    results: list[JobResult] = []
+    async with (
+        Client(settings(sim.url, concurrency=50, max_rate=100.0)) as client,
+        asyncio.timeout(HANG),
+        client.stream_jobs(range(1, jobs + 1)) as stream,
+    ):
+        async for result in stream:
+            results.append(result)
+            if len(results) == 100:
+                sim.revoke()
+    assert sorted(r.job_id for r in results) == list(range(1, jobs + 1))
+    assert [r.error for r in results if not r.ok] == []
+    stats = sim.stats()
+    assert stats["tokens_issued"] == 2
+    # Requests on the wire when the revocation landed meet it (one or two at 100/s); the
+    # 49 or so waiting for the cap then must not: each would be a 401.
+    assert stats["unauthorized"] <= 10, stats["unauthorized"]
+
+
 async def test_cli_survives_two_revocations_a_second_apart_in_spirit(
     sim_factory: SimFactory,
 ) -> None:
