@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from ._client import Client, ClientStats
     from ._facade import VOVRestV3Async
+    from ._fanout import Chunks
     from ._protocol import JobResult, Token
     from ._settings import Settings
     from ._wait import WaitOutcome, wait_for_jobs
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 # `_entry.guarded`, not in an import here), and the modules that import aiohttp, which costs
 # more than everything else together, are never loaded for `ncinfo --help`.
 _LAZY = {
+    "Chunks": "_fanout",
     "Client": "_client",
     "ClientStats": "_client",
     "VOVRestV3Async": "_facade",
@@ -70,6 +72,7 @@ __all__ = [
     "ApiError",
     "AuthError",
     "CertificateError",
+    "Chunks",
     "Client",
     "ClientStats",
     "ConfigError",
