@@ -476,7 +476,6 @@ class Client:
         request raises ``AuthError``.  ``resume`` is a first send already made (see
         ``_request``): its token, generation and 401 answer.
         """
-        # The manager of this send: ``set_token`` may replace the token meanwhile.
         auth = self._auth
         if resume is None:
             token, generation = await auth.current()
@@ -734,7 +733,7 @@ class Client:
             clock.close()
 
     def stream_jobs(
-        self, job_ids: Iterable[int] | AsyncIterable[int]
+        self, job_ids: Iterable[int] | AsyncIterable[int] | Chunks
     ) -> AbstractAsyncContextManager[AsyncIterator[JobResult]]:
         """Fetch many jobs concurrently, yielding exactly one result per distinct ID.
 
