@@ -122,7 +122,10 @@ def callgrind_instructions(
     valgrind = h.find_tool("valgrind")
     assert valgrind is not None
     out = out_dir / f"callgrind.{len(list(out_dir.iterdir()))}.out"
-    script = list(cmd) if cmd[0] == sys.executable else [sys.executable, *cmd]
+    # A console script runs under its own venv's interpreter (the compiled install's).
+    own = Path(cmd[0]).with_name("python")
+    python = str(own) if cmd[0] != sys.executable and own.exists() else sys.executable
+    script = list(cmd) if cmd[0] == python else [python, *cmd]
     h.measure(
         f"{label} (callgrind, {jobs} jobs)",
         [valgrind, "--tool=callgrind", "--quiet", f"--callgrind-out-file={out}", *script],
@@ -199,25 +202,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return h.skip(TITLE, missing)
 
     report = h.Report(NAME, TITLE, h.command_line(argv))
-    minimal_label = f"minimal loop -c {args.concurrency} (uvloop, orjson, ndjson)"
-    clients: list[tuple[str, list[str]]] = [
-        ("naive aiohttp gather", [sys.executable, str(NAIVE_SCRIPT)]),
-        (f"ncinfo -c {args.concurrency} (uvloop)", ncinfo_flags(args.concurrency)),
-        (f"ncinfo -c {args.concurrency} --asyncio", ncinfo_flags(args.concurrency, "--asyncio")),
-        (
-            f"aiohttp floor -c {args.concurrency} (read only)",
-            [sys.executable, str(FLOOR_SCRIPT), str(args.concurrency)],
-        ),
-        (minimal_label, [sys.executable, str(MINIMAL_SCRIPT), str(args.concurrency)]),
-    ]
-    runs: dict[str, list[h.Measurement]] = {label: [] for label, _ in clients}
-    one_job: dict[str, list[h.Measurement]] = {label: [] for label, _ in clients}
-    wrk_result: dict[str, Any] | None = None
-    instructions: dict[str, dict[str, float]] = {}
     with h.temp_dir("ncbench-ceiling-") as tmp, h.NginxServer(jobs) as nginx:
         ids = h.write_ids(tmp / "ids.txt", jobs)
         one = h.write_ids(tmp / "one.txt", 1)
         env = nginx.client_env()
+        # ncinfo from a regular, compiled install, as users run it: the editable one compiles
+        # the package at every start under PYTHONDONTWRITEBYTECODE (the minimal loop pays no
+        # such cost).
+        h.use_install(tmp / "venv")
+        minimal_label = f"minimal loop -c {args.concurrency} (uvloop, orjson, ndjson)"
+        clients: list[tuple[str, list[str]]] = [
+            ("naive aiohttp gather", [sys.executable, str(NAIVE_SCRIPT)]),
+            (f"ncinfo -c {args.concurrency} (uvloop)", ncinfo_flags(args.concurrency)),
+            (
+                f"ncinfo -c {args.concurrency} --asyncio",
+                ncinfo_flags(args.concurrency, "--asyncio"),
+            ),
+            (
+                f"aiohttp floor -c {args.concurrency} (read only)",
+                [sys.executable, str(FLOOR_SCRIPT), str(args.concurrency)],
+            ),
+            (minimal_label, [sys.executable, str(MINIMAL_SCRIPT), str(args.concurrency)]),
+        ]
+        runs: dict[str, list[h.Measurement]] = {label: [] for label, _ in clients}
+        one_job: dict[str, list[h.Measurement]] = {label: [] for label, _ in clients}
+        wrk_result: dict[str, Any] | None = None
+        instructions: dict[str, dict[str, float]] = {}
         for rep, counts in h.rounds(repeat, warmup=not args.quick):
             for label, cmd in clients:
                 h.announce(f"round {rep}: {label}")
