@@ -69,6 +69,11 @@ def test_words_after_the_first_line_are_malformed() -> None:
     parser = LineParser()
     assert parser.feed(b"12\n") == 12
     assert isinstance(parser.feed(b"STATUS\n"), Malformed)
+    # A malformed ID of digits (0, or too long) is content too: no header may follow it.
+    for first in (b"0\n", b"1" * 19 + b"\n"):
+        parser = LineParser()
+        assert isinstance(parser.feed(first), Malformed)
+        assert isinstance(parser.feed(b"STATUS\n"), Malformed)
 
 
 @pytest.mark.parametrize(
