@@ -985,10 +985,21 @@ class Report:
 
 def _json_default(value: object) -> object:
     if hasattr(value, "__dataclass_fields__"):
-        return asdict(value)  # type: ignore[call-overload]
+        return _without_output(asdict(value))  # type: ignore[call-overload]
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _without_output(data: object) -> object:
+    """``data`` without the clients' kept stdout (``stdout_text``): a 20,000-job run prints
+    about 10 MB, which the comparisons need in memory but the saved report must not carry
+    (``stdout_lines`` stays)."""
+    if isinstance(data, dict):
+        return {key: _without_output(value) for key, value in data.items() if key != "stdout_text"}
+    if isinstance(data, list):
+        return [_without_output(value) for value in data]
+    return data
 
 
 def tree_state() -> str:
